@@ -1,0 +1,45 @@
+"""xclip: X-CLIP (Ni et al., ECCV 2022) for PyTorch.
+
+>>> import xclip
+>>> model = xclip.create_model("xclip_test")
+>>> tokens = xclip.tokenize(["eating spaghetti", "playing sports"])
+"""
+
+from .checkpoint import CheckpointError
+from .config import (
+    CLIP_MEAN,
+    CLIP_STD,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    PreprocessConfig,
+    XCLIPConfig,
+    get_config,
+    list_models,
+    register_model,
+)
+from .factory import create_model, load_model, save_model
+from .model import XCLIP, VideoFeatures
+from .tokenizer import Tokenizer, get_tokenizer, tokenize
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CLIP_MEAN",
+    "CLIP_STD",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "CheckpointError",
+    "PreprocessConfig",
+    "Tokenizer",
+    "VideoFeatures",
+    "XCLIP",
+    "XCLIPConfig",
+    "create_model",
+    "get_config",
+    "get_tokenizer",
+    "list_models",
+    "load_model",
+    "register_model",
+    "save_model",
+    "tokenize",
+]

@@ -1,0 +1,1 @@
+"""The xclip application: the ``xclip-video`` command line (built on the ``xclip`` library)."""

@@ -1,0 +1,72 @@
+"""``xclip-video``: one console command, many subcommands (``xclip-video --help``)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from . import commands
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A mistake of the user (bad path, bad option value): one line on stderr, exit code 2."""
+
+
+def _command_modules():
+    mods = []
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
+        mods.append(importlib.import_module(f"{commands.__name__}.{info.name}"))
+    return mods
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import xclip
+
+    parser = argparse.ArgumentParser(
+        prog="xclip-video",
+        description="X-CLIP video recognition: models, conversion, benchmarks, training, inference.",
+    )
+    parser.add_argument("--version", action="version", version=f"xclip {xclip.__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for mod in _command_modules():
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return EXIT_USAGE
+    from xclip import CheckpointError
+
+    try:
+        return int(args._run(args) or 0)
+    except (UsageError, CheckpointError, FileNotFoundError, ValueError) as e:
+        # A user mistake gets one clear line, never a traceback (use -v to see one).
+        if args.verbose:
+            raise
+        msg = str(e).strip() or type(e).__name__
+        print(f"xclip-video {args.command}: error: {msg}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
