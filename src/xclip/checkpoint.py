@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import struct
 import tempfile
 import zipfile
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,22 +27,31 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be read or does not fit the model; the message says why and what to do."""
 
 
-def _stub_class(module: str, name: str) -> type:
+def _stub_class(module: str, name: str) -> tuple[type, str]:
     # A stand-in for classes pickled inside training checkpoints (e.g. the original's yacs CfgNode
-    # under "config"). It is a plain dict/object with no behaviour, so nothing foreign executes.
-    stub = type(name, (dict,), {"__module__": module, "__qualname__": name})
-    return stub
+    # under "config"), as a (callable, "module.Name") entry for torch's weights_only allowlist.
+    # The weights_only unpickler only fills exact dict/OrderedDict/Counter objects (SETITEMS) and
+    # only restores instance state (BUILD) into allowlisted types; a dict subclass of our own would
+    # be refused. So the foreign name is mapped to OrderedDict itself: a pickled CfgNode (NEWOBJ,
+    # SETITEMS, BUILD) comes back as a nested, inert OrderedDict (its yacs flags as attributes),
+    # and nothing foreign is imported or executed.
+    return (OrderedDict, f"{module}.{name}")
 
 
 # Classes known to appear in the original X-CLIP training checkpoints next to the weights.
 _KNOWN_FOREIGN = [("yacs.config", "CfgNode")]
 
 
+def _first_byte(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(1)
+
+
 def read_torch_file(path: str | Path) -> Any:
     """``torch.load(path, weights_only=True)`` with clear errors for non-checkpoints.
 
     The original X-CLIP ``.pth`` files also pickle a yacs ``CfgNode`` (the run's config); it is
-    read into an inert dict subclass instead of importing yacs.
+    read into an inert (nested) ``OrderedDict`` instead of importing yacs.
     """
     path = Path(path)
     if not path.is_file():
@@ -54,6 +65,13 @@ def read_torch_file(path: str | Path) -> Any:
                 f"code, so it is not done implicitly; convert it once with "
                 f"`xclip-video convert-openai {path} OUT.safetensors` and load the result"
             )
+    elif _first_byte(path) != b"\x80":
+        # torch.save writes a zip archive (torch >= 1.6) or a binary pickle (legacy, starts with
+        # the PROTO opcode); anything else (text, HTML error pages, ...) is not a checkpoint.
+        raise CheckpointError(
+            f"{path} is not a PyTorch checkpoint (neither a zip archive nor a pickle). Expected a "
+            f".pth/.pt/.bin state dict, a .safetensors file, or a model directory with config.json"
+        )
     stubs = [_stub_class(m, n) for m, n in _KNOWN_FOREIGN]
     try:
         with torch.serialization.safe_globals(stubs):
@@ -65,7 +83,19 @@ def read_torch_file(path: str | Path) -> Any:
             f"from a source you trust that pickles custom classes, re-save its state_dict with "
             f"torch.save(ckpt['model'], 'weights.pth') or as safetensors"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
+    # The weights_only unpickler lets low-level errors of a corrupt pickle escape unwrapped
+    # (e.g. IndexError from its mark stack, struct.error on a short read).
+    except (
+        RuntimeError,
+        EOFError,
+        OSError,
+        ValueError,
+        IndexError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        struct.error,
+    ) as e:
         raise CheckpointError(
             f"{path} is not a readable PyTorch checkpoint ({type(e).__name__}: "
             f"{str(e).splitlines()[0] if str(e) else ''}). Expected a .pth/.pt/.bin state dict, "
