@@ -19,6 +19,7 @@ from .config import (
 )
 from .factory import create_model, load_model, save_model
 from .model import XCLIP, VideoFeatures
+from .pretrained import PretrainedWeights, download_pretrained, get_pretrained, list_pretrained
 from .tokenizer import Tokenizer, get_tokenizer, tokenize
 
 __version__ = "0.1.0"
@@ -30,14 +31,18 @@ __all__ = [
     "IMAGENET_STD",
     "CheckpointError",
     "PreprocessConfig",
+    "PretrainedWeights",
     "Tokenizer",
     "VideoFeatures",
     "XCLIP",
     "XCLIPConfig",
     "create_model",
+    "download_pretrained",
+    "get_pretrained",
     "get_config",
     "get_tokenizer",
     "list_models",
+    "list_pretrained",
     "load_model",
     "register_model",
     "save_model",

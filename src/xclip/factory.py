@@ -68,7 +68,12 @@ def create_model(
 
         entry = get_pretrained(name, pretrained)
         path = download_pretrained(entry, cache_dir=cache_dir)
-        model = load_model(path, attn_impl=attn_impl, **overrides)
+        # Released weights were trained by the original code, whose MIT and prompt generator use
+        # embed_dim // 64 heads. The Hugging Face conversions of the L/14 models record 8 heads
+        # (a conversion-script omission); head counts change no tensor shape, so the registered
+        # architecture's counts are imposed here to reproduce the original model.
+        heads = {"mit_heads": cfg.mit_heads, "prompt_heads": cfg.prompt_heads}
+        model = load_model(path, attn_impl=attn_impl, **{**heads, **overrides})
         model.preprocess = entry.preprocess
         if not overrides and model.cfg != cfg:
             raise CheckpointError(
@@ -77,11 +82,32 @@ def create_model(
         return model
     if overrides:
         cfg = cfg.replace(**overrides)
-    model = XCLIP(cfg)
-    if clip_weights is not None:
-        from .convert.clip import init_from_clip, load_clip_weights
+    if clip_weights is None:
+        return XCLIP(cfg).set_attn_impl(attn_impl)
+    from .convert.clip import init_from_clip, load_clip_weights
 
-        init_from_clip(model, load_clip_weights(clip_weights))
+    weights = load_clip_weights(clip_weights)
+    # The QuickGELU trap: OpenAI CLIP weights need QuickGELU, most LAION open_clip weights need
+    # exact GELU; the wrong activation silently degrades the features.
+    if weights.quick_gelu is not None and weights.quick_gelu != cfg.quick_gelu:
+        if "quick_gelu" in overrides:
+            logger.warning(
+                "CLIP weights %s were trained with %s but quick_gelu=%s was requested; keeping it",
+                weights.source,
+                "QuickGELU" if weights.quick_gelu else "exact GELU (nn.GELU)",
+                cfg.quick_gelu,
+            )
+        else:
+            logger.warning(
+                "CLIP weights %s were trained with %s; building %s with quick_gelu=%s",
+                weights.source,
+                "QuickGELU" if weights.quick_gelu else "exact GELU (nn.GELU)",
+                name,
+                weights.quick_gelu,
+            )
+            cfg = cfg.replace(quick_gelu=weights.quick_gelu)
+    model = XCLIP(cfg)
+    init_from_clip(model, weights)
     return model.set_attn_impl(attn_impl)
 
 

@@ -1,0 +1,30 @@
+"""create_model with released-weights tags, offline (download replaced by a local directory)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+import xclip
+import xclip.pretrained as pretrained
+
+
+def test_pretrained_tag_imposes_original_head_counts(tmp_path, monkeypatch):
+    # An HF-format export whose MIT/prompt head counts differ from the architecture's (as the
+    # hub's L/14 conversions do): the registered counts are what the original trained with.
+    torch.manual_seed(0)
+    wrong = xclip.create_model("xclip_test", mit_heads=2, prompt_heads=2)
+    xclip.save_model(wrong, tmp_path / "hub", format="hf")
+    entry = dataclasses.replace(pretrained.get_pretrained("xclip_b32_8f", "kinetics400"), arch="xclip_test")
+    monkeypatch.setattr(pretrained, "get_pretrained", lambda arch, tag=None: entry)
+    monkeypatch.setattr(pretrained, "download_pretrained", lambda e, cache_dir=None: tmp_path / "hub")
+    model = xclip.create_model("xclip_test", pretrained="kinetics400")
+    assert model.cfg == xclip.get_config("xclip_test")
+    assert model.cfg.mit_num_heads == 4 and model.cfg.prompt_num_heads == 4
+    assert model.preprocess == entry.preprocess
+    for k, t in wrong.state_dict().items():
+        assert torch.equal(t, model.state_dict()[k]), k
+    # "arch.tag" spelling and load_model("arch.tag") go the same way
+    assert xclip.create_model("xclip_test.kinetics400").cfg == model.cfg
+    assert xclip.load_model("xclip_test.kinetics400").cfg == model.cfg
