@@ -1,0 +1,80 @@
+"""Video data pipeline: decoding, frame sampling, transforms, datasets, annotation formats.
+
+Needs PyAV (``pip install xclip[video]``); the rest of ``xclip`` does not import this package.
+"""
+
+from xclip.data.annotations import (
+    AnnotationError,
+    VideoEntry,
+    load_annotations,
+    read_labels_csv,
+    read_video_csv,
+    read_video_list,
+    scan_class_folders,
+    write_labels_csv,
+    write_video_list,
+)
+from xclip.data.datasets import (
+    BadVideosError,
+    TooManyBadVideos,
+    VideoDataset,
+    build_dataloader,
+)
+from xclip.data.decode import (
+    DecodeStats,
+    FrameIndexError,
+    PyAVReader,
+    VideoDecodeError,
+    VideoMetadata,
+    VideoReader,
+    available_backends,
+    decode_watchdog,
+    open_video,
+    read_frames,
+)
+from xclip.data.mixup import CutmixMixupBlending, SoftTargetCrossEntropy
+from xclip.data.sampling import (
+    sample_frame_indices,
+    sample_test_indices,
+    sample_train_indices,
+    sample_uniform_views,
+)
+from xclip.data.synthetic import make_indexed_clip, read_frame_index, write_video
+from xclip.data.transforms import EvalTransform, TrainTransform
+
+__all__ = [
+    "AnnotationError",
+    "BadVideosError",
+    "CutmixMixupBlending",
+    "DecodeStats",
+    "EvalTransform",
+    "FrameIndexError",
+    "PyAVReader",
+    "SoftTargetCrossEntropy",
+    "TooManyBadVideos",
+    "TrainTransform",
+    "VideoDataset",
+    "VideoDecodeError",
+    "VideoEntry",
+    "VideoMetadata",
+    "VideoReader",
+    "available_backends",
+    "build_dataloader",
+    "decode_watchdog",
+    "load_annotations",
+    "make_indexed_clip",
+    "open_video",
+    "read_frame_index",
+    "read_frames",
+    "read_labels_csv",
+    "read_video_csv",
+    "read_video_list",
+    "sample_frame_indices",
+    "sample_test_indices",
+    "sample_train_indices",
+    "sample_uniform_views",
+    "scan_class_folders",
+    "write_labels_csv",
+    "write_video",
+    "write_video_list",
+]

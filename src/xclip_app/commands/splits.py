@@ -1,0 +1,148 @@
+"""``xclip-video splits``: build the evaluation protocols' list files from official dataset files."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NAME = "splits"
+HELP = "make train/test lists for the protocols: UCF-101, HMDB-51, K-shot, K600 zero-shot"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="protocol", metavar="PROTOCOL", required=True)
+
+    u = sub.add_parser(
+        "ucf101", help="UCF-101 official splits (classInd.txt, trainlist0k, testlist0k)"
+    )
+    u.add_argument("--official-dir", required=True, help="the ucfTrainTestlist folder")
+    u.add_argument("--out", required=True, help="output folder")
+    u.add_argument(
+        "--splits", default="1,2,3", help="comma-separated split numbers (default 1,2,3)"
+    )
+
+    h = sub.add_parser("hmdb51", help="HMDB-51 official splits (<class>_test_split{k}.txt)")
+    h.add_argument("--official-dir", required=True, help="the testTrainMulti_7030_splits folder")
+    h.add_argument("--out", required=True, help="output folder")
+    h.add_argument(
+        "--splits", default="1,2,3", help="comma-separated split numbers (default 1,2,3)"
+    )
+
+    k = sub.add_parser("kshot", help="K videos per class (few-shot training list), seeded")
+    k.add_argument("--list", required=True, help="training list (original format)")
+    k.add_argument("--k", type=int, required=True, help="videos per class")
+    k.add_argument("--seed", type=int, default=0)
+    k.add_argument("--out", required=True, help="output list file")
+    k.add_argument(
+        "--allow-fewer", action="store_true", help="keep all videos of classes with fewer than K"
+    )
+
+    z = sub.add_parser(
+        "k600-zeroshot", help="Kinetics-600 classes not in K400: seeded 160-class subsets"
+    )
+    z.add_argument("--k400-labels", required=True, help="K400 labels CSV (id,name)")
+    z.add_argument("--k600-labels", required=True, help="K600 labels CSV (id,name)")
+    z.add_argument("--k600-list", help="K600 list labelled with K600 ids (videos to relabel)")
+    z.add_argument("--out", required=True, help="output folder")
+    z.add_argument("--seed", type=int, default=0)
+    z.add_argument("--subsets", type=int, default=3)
+    z.add_argument("--size", type=int, default=160, help="classes per subset")
+    z.add_argument(
+        "--renames",
+        default="builtin",
+        help="K400->K600 renamed classes: 'builtin' (11 known renames, gives 220 new classes), "
+        "'none' (name matching only), or a CSV 'k400_name,k600_name'",
+    )
+    z.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        help="K600 class to leave out of the novel set (repeatable)",
+    )
+    z.add_argument(
+        "--expect",
+        type=int,
+        help="fail unless exactly this many novel classes are found (e.g. 220)",
+    )
+
+
+def _splits(s: str) -> list[int]:
+    try:
+        out = [int(x) for x in s.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"--splits must be comma-separated integers, got {s!r}") from None
+    if not out or any(k not in (1, 2, 3) for k in out):
+        raise ValueError(f"--splits must be among 1,2,3, got {s!r}")
+    return out
+
+
+def _renames(spec: str) -> dict[str, str] | None:
+    import csv
+
+    if spec == "builtin":
+        return None
+    if spec == "none":
+        return {}
+    p = Path(spec)
+    if not p.is_file():
+        raise FileNotFoundError(f"--renames file not found: {p}")
+    rows = [r for r in csv.reader(p.open(encoding="utf-8")) if r and any(c.strip() for c in r)]
+    if rows and [c.strip().lower() for c in rows[0]] in (
+        ["k400", "k600"],
+        ["k400_name", "k600_name"],
+    ):
+        rows = rows[1:]
+    bad = [i + 1 for i, r in enumerate(rows) if len(r) != 2]
+    if bad:
+        raise ValueError(f"{p}: lines {bad} are not 'k400_name,k600_name'")
+    return {a.strip(): b.strip() for a, b in rows}
+
+
+def run(args: argparse.Namespace) -> int:
+    from xclip.data import annotations as A
+
+    out = Path(args.out)
+    if args.protocol in ("ucf101", "hmdb51"):
+        fn = A.ucf101_splits if args.protocol == "ucf101" else A.hmdb51_splits
+        labels = "ucf_101_labels.csv" if args.protocol == "ucf101" else "hmdb_51_labels.csv"
+        s = fn(args.official_dir, _splits(args.splits))
+        files = s.write(out, labels)
+        for k, (train, test) in sorted(s.splits.items()):
+            print(f"split {k}: {len(train)} train, {len(test)} test videos")
+        print(f"{len(s.class_names)} classes; wrote {len(files)} files to {out}")
+        return 0
+    if args.protocol == "kshot":
+        entries = A.read_video_list(args.list)
+        picked = A.kshot_entries(entries, args.k, args.seed, allow_fewer=args.allow_fewer)
+        A.write_video_list(out, picked)
+        n_cls = len({e.label for e in picked})
+        print(
+            f"{len(picked)} videos ({args.k} per class, {n_cls} classes, seed {args.seed}) -> {out}"
+        )
+        return 0
+    # k600-zeroshot
+    k400 = A.read_labels_csv(args.k400_labels)
+    k600 = A.read_labels_csv(args.k600_labels)
+    novel = A.k600_novel_classes(k400, k600, _renames(args.renames), exclude=args.exclude)
+    print(novel.report())
+    if args.expect is not None and len(novel.novel) != args.expect:
+        raise ValueError(
+            f"found {len(novel.novel)} novel classes, expected {args.expect}; adjust --renames "
+            "or --exclude (the report above lists what was matched)"
+        )
+    entries = A.read_video_list(args.k600_list, num_classes=len(k600)) if args.k600_list else None
+    subsets = A.k600_zeroshot_subsets(
+        novel, k600, entries, num_subsets=args.subsets, size=args.size, seed=args.seed
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    A.write_labels_csv(out / "k600_novel_labels.csv", novel.novel)
+    for s in subsets:
+        files = (
+            s.write(out)
+            if entries is not None
+            else [A.write_labels_csv(out / f"k600_zeroshot_labels_{s.index}.csv", s.class_names)]
+        )
+        print(
+            f"subset {s.index}: {len(s.class_names)} classes, {len(s.entries)} videos -> {', '.join(f.name for f in files)}"
+        )
+    return 0

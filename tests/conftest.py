@@ -1,0 +1,134 @@
+"""Shared fixtures: small generated videos whose frames encode their own index.
+
+* ``clip_factory(name, num_frames=60, size=(64, 48), fps=30, gop=30, codec="h264", **kw)``
+  (session-scoped) writes a bar-coded clip once per session and returns its path; same arguments,
+  same file. Extra keywords go to :func:`xclip.data.synthetic.make_indexed_clip` (``rotation``,
+  ``timestamps``, ``bframes``, ...). Read frame indices back with
+  :func:`xclip.data.synthetic.read_frame_index`.
+* ``small_clip``: 64x48 h264, 60 frames at 30 fps, GOP 30.
+* ``bad_videos``: dict of broken files: ``text`` (text named .mp4), ``audio_only``,
+  ``zero_frames`` (a video track without frames), ``truncated`` (faststart mp4 cut at half:
+  the header says 90 frames, about 40 are in the file), ``truncated_moov_at_end`` (unreadable),
+  ``garbled`` (20 % of the bytes in the middle overwritten), ``missing`` (does not exist).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def video_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("videos")
+
+
+@pytest.fixture(scope="session")
+def clip_factory(video_dir):
+    pytest.importorskip("av")
+    from xclip.data.synthetic import make_indexed_clip
+
+    cache: dict = {}
+
+    def make(
+        name: str,
+        num_frames: int = 60,
+        size: tuple[int, int] = (64, 48),
+        fps: float = 30,
+        gop: int = 30,
+        codec: str = "h264",
+        **kwargs,
+    ) -> Path:
+        key = (name, num_frames, tuple(size), fps, gop, codec, repr(sorted(kwargs.items())))
+        if key not in cache:
+            if name in {k[0] for k in cache}:
+                raise ValueError(f"clip name {name!r} already used with other arguments")
+            path = video_dir / name
+            make_indexed_clip(path, num_frames, size=size, fps=fps, gop=gop, codec=codec, **kwargs)
+            cache[key] = path
+        return cache[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def small_clip(clip_factory) -> Path:
+    return clip_factory("small_h264.mp4", 60, size=(64, 48), gop=30)
+
+
+def _silent_audio(stream, n_frames: int = 10):
+    import av
+
+    for i in range(n_frames):
+        frame = av.AudioFrame.from_ndarray(
+            np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+        )
+        frame.sample_rate = 16000
+        frame.pts = i * 1024
+        yield from stream.encode(frame)
+    yield from stream.encode()
+
+
+@pytest.fixture(scope="session")
+def bad_videos(video_dir, clip_factory) -> dict[str, Path]:
+    av = pytest.importorskip("av")
+    from xclip.data.synthetic import make_indexed_frame
+
+    d = video_dir / "bad"
+    d.mkdir(exist_ok=True)
+    out: dict[str, Path] = {}
+
+    out["text"] = d / "text.mp4"
+    out["text"].write_text("this is not a video\n" * 20)
+
+    out["audio_only"] = d / "audio_only.mp4"
+    with av.open(str(out["audio_only"]), "w") as c:
+        a = c.add_stream("aac", rate=16000)
+        for p in _silent_audio(a):
+            c.mux(p)
+
+    out["zero_frames"] = d / "zero_frames.mkv"
+    with av.open(str(out["zero_frames"]), "w") as c:
+        v = c.add_stream("libx264", rate=30)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("aac", rate=16000)
+        for p in _silent_audio(a):
+            c.mux(p)
+
+    # faststart mp4 (moov first) cut at half: the header lies about the frame count
+    full = d / "faststart.mp4"
+    with av.open(str(full), "w", options={"movflags": "faststart"}) as c:
+        v = c.add_stream(
+            "libx264",
+            rate=30,
+            options={"x264-params": "keyint=30:min-keyint=30:scenecut=0", "crf": "20"},
+        )
+        v.width, v.height, v.pix_fmt = 96, 64, "yuv420p"
+        for i in range(90):
+            frame = av.VideoFrame.from_ndarray(make_indexed_frame(i, (96, 64)), format="rgb24")
+            for p in v.encode(frame):
+                c.mux(p)
+        for p in v.encode():
+            c.mux(p)
+    data = full.read_bytes()
+    out["truncated"] = d / "truncated.mp4"
+    out["truncated"].write_bytes(data[: len(data) // 2])
+
+    plain = clip_factory("bad_source_plain.mp4", 90, size=(96, 64), gop=30)
+    data = plain.read_bytes()
+    out["truncated_moov_at_end"] = d / "truncated_moov_at_end.mp4"
+    out["truncated_moov_at_end"].write_bytes(data[: len(data) // 2])
+
+    garbled = bytearray(data)
+    n = len(garbled)
+    lo, hi = int(n * 0.4), int(n * 0.6)
+    garbled[lo:hi] = np.random.default_rng(0).integers(0, 256, hi - lo, dtype=np.uint8).tobytes()
+    out["garbled"] = d / "garbled.mp4"
+    out["garbled"].write_bytes(bytes(garbled))
+
+    out["missing"] = d / "does_not_exist.mp4"
+    assert not os.path.exists(out["missing"])
+    return out
