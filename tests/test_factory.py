@@ -28,3 +28,17 @@ def test_pretrained_tag_imposes_original_head_counts(tmp_path, monkeypatch):
     # "arch.tag" spelling and load_model("arch.tag") go the same way
     assert xclip.create_model("xclip_test.kinetics400").cfg == model.cfg
     assert xclip.load_model("xclip_test.kinetics400").cfg == model.cfg
+
+
+def test_convert_command_roundtrip(tmp_path):
+    from xclip_app.cli import main
+
+    torch.manual_seed(0)
+    model = xclip.create_model("xclip_test")
+    xclip.save_model(model, tmp_path / "native")
+    assert main(["convert", str(tmp_path / "native"), str(tmp_path / "hf"), "--to", "hf"]) == 0
+    assert main(["convert", str(tmp_path / "hf"), str(tmp_path / "back")]) == 0
+    back = xclip.load_model(tmp_path / "back")
+    for k, t in model.state_dict().items():
+        assert torch.equal(t, back.state_dict()[k]), k
+    assert main(["convert", str(tmp_path / "missing"), str(tmp_path / "x")]) == 2
