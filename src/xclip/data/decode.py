@@ -392,7 +392,9 @@ class PyAVReader(VideoReader):
             if self.strict:
                 # Fail on bitstream errors instead of concealing them (a concealed frame is
                 # not frame i of the stream); damaged frames then raise VideoDecodeError.
-                cc.options = {"err_detect": "explode", "ec": "0"}
+                # Error concealment itself ("ec") stays on: with ec=0 FFmpeg's h264 decoder
+                # flags every frame of multi-slice streams as corrupt.
+                cc.options = {"err_detect": "explode"}
             cc.thread_count = self._num_threads
             if self._num_threads != 1:
                 cc.thread_type = self._thread_type

@@ -1,0 +1,90 @@
+"""``xclip-video embed``: video embeddings (and class-text embeddings) for retrieval.
+
+Writes an index that ``xclip-video search`` reads: ``FILE.safetensors`` (one file) or ``FILE.npy``
+(+ ``FILE.json`` with the paths and the model, ``FILE.tokens.npy``, ``FILE.text.npy``).
+Exit codes as ``classify``: 0 all embedded, 1 some videos skipped, 2 usage error / none embedded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .classify import (
+    add_label_arguments,
+    add_model_arguments,
+    add_view_arguments,
+    exit_code,
+    load_model_from_args,
+    progress_bar,
+    read_labels,
+    report_failures,
+)
+
+NAME = "embed"
+HELP = "write video embeddings (and label-text embeddings) to an index for `search`"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "videos", nargs="+", metavar="VIDEO_OR_FOLDER", help="video files and/or folders"
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="index file: .safetensors (one file) or .npy (+ .json, .tokens.npy, .text.npy)",
+    )
+    add_model_arguments(p)
+    add_view_arguments(p)
+    add_label_arguments(p, required=False)
+    p.add_argument(
+        "--no-tokens",
+        action="store_true",
+        help="compact index without the prompt generator's visual tokens (search then uses "
+        "--method cosine only)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-recursive", action="store_true", help="do not descend into sub-folders")
+
+
+def run(args: argparse.Namespace) -> int:
+    from xclip.inference import embed_videos, find_videos
+
+    if not args.output.endswith((".safetensors", ".npy")):
+        raise ValueError(f"--output must end in .safetensors or .npy, got {args.output!r}")
+    labels = read_labels(args)
+    videos = find_videos(args.videos, recursive=not args.no_recursive)
+    model = load_model_from_args(args)
+    bar = progress_bar(args, len(videos), "embed")
+    try:
+        index = embed_videos(
+            model,
+            videos,
+            labels=labels,
+            template=args.template,
+            keep_tokens=not args.no_tokens,
+            num_clips=args.num_clips,
+            num_crops=args.num_crops,
+            device=args.device,
+            precision=args.precision,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            progress=lambda *_: bar.update(1),
+            model_name=args.model,
+        )
+    finally:
+        bar.close()
+    if len(videos) == 1 and index.failures:
+        f = index.failures[0]
+        raise ValueError(f"{f.source}: {f.error}")
+    if len(index):
+        path = index.save(args.output)
+        print(
+            f"wrote {path}: {len(index)} video(s), embeddings {tuple(index.embeds.shape)}"
+            + (f", tokens {tuple(index.tokens.shape)}" if index.tokens is not None else "")
+            + (f", {len(index.labels)} label embeddings" if index.labels else ""),
+            file=sys.stderr,
+        )
+    report_failures(index.failures, len(videos))
+    return exit_code(len(index), len(index.failures))

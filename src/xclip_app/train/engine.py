@@ -1,0 +1,663 @@
+"""The training run: data, model, optimizer, schedule, loop, evaluation, checkpoints, logs.
+
+The original ``main.py`` run flow (reference section 6.2), with the deliberate differences listed in
+``docs/training.md``: build the loaders, build/initialise the model, freeze the text tower, AdamW
+groups, per-iteration cosine schedule, DDP, resume, compute the class-text features once, then
+for each epoch train (mixup/cutmix + label smoothing, soft-target CE over the K class texts),
+validate single-view and save; finally evaluate the last-epoch model with 4x3 views.
+
+Determinism: every sample's sampling/augmentation comes from ``(seed, epoch, index)``, the
+shuffling from ``(seed, epoch)``, mixup from ``(seed, rank, epoch, iteration)``, and torch's global
+RNG (drop path) is saved in checkpoints. A resumed run therefore continues exactly as an
+uninterrupted one (on CPU with ``train.deterministic``), also from a mid-epoch checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Sampler
+
+import xclip
+from xclip.data.datasets import VideoDataLoader, VideoDataset, build_dataloader, collate_videos, seed_worker
+from xclip.data.mixup import CutmixMixupBlending, smoothed_one_hot, soft_target_cross_entropy
+from xclip.data.transforms import TrainTransform
+
+from . import checkpointing as C
+from . import distributed as D
+from .classifier import VideoClassifier, build_classifier
+from .config import RunConfig, check_paths, save_config
+from .evaluate import EvalResult, evaluate, format_result, write_report
+from .optim import build_optimizer, freeze_text
+from .schedule import CosineWarmupSchedule
+
+log = logging.getLogger("xclip_app.train")
+
+__all__ = ["NonFiniteLossError", "ResumableSampler", "Trainer", "TrainSummary"]
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN/inf; the run stopped and its last good checkpoint was kept."""
+
+
+# --- data ------------------------------------------------------------------------------------------
+
+
+class ResumableSampler(Sampler[int]):
+    """``DistributedSampler(shuffle=True)`` semantics (permutation from ``seed + epoch``, padded
+    to a multiple of the world size, rank ``r`` takes ``r::world``) that can start an epoch at a
+    given position, so a mid-epoch resume sees exactly the remaining samples."""
+
+    def __init__(self, n: int, world_size: int = 1, rank: int = 0, seed: int = 0, shuffle: bool = True):
+        self.n, self.world, self.rank, self.seed, self.shuffle = n, world_size, rank, seed, shuffle
+        self.epoch = 0
+        self.start = 0  # samples of this rank to skip in the next pass (reset after it)
+        self.num_samples = math.ceil(n / world_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def indices(self) -> list[int]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.n, generator=g).tolist()
+        else:
+            order = list(range(self.n))
+        total = self.num_samples * self.world
+        if total > len(order):  # pad with the first samples, as DistributedSampler
+            order += (order * math.ceil(total / len(order)))[: total - len(order)]
+        return order[self.rank : total : self.world]
+
+    def __iter__(self):
+        mine = self.indices()[self.start :]
+        self.start = 0
+        return iter(mine)
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+def _train_loader(cfg: RunConfig, ds: VideoDataset, info: D.DistInfo) -> VideoDataLoader:
+    sampler = ResumableSampler(len(ds), info.world_size, info.rank, seed=cfg.train.seed)
+    kwargs: dict[str, Any] = {}
+    if cfg.data.workers > 0:
+        kwargs = {"persistent_workers": True, "worker_init_fn": seed_worker}
+    ds.collect_errors = False
+    return VideoDataLoader(
+        ds,
+        batch_size=cfg.train.batch_size,
+        sampler=sampler,
+        num_workers=cfg.data.workers,
+        collate_fn=collate_videos,
+        pin_memory=info.device.type == "cuda",
+        drop_last=True,  # as the original; every epoch sees the same number of full batches
+        **kwargs,
+    )
+
+
+def build_eval_loader(
+    cfg: RunConfig,
+    info: D.DistInfo,
+    preprocess: xclip.PreprocessConfig,
+    val_file: str,
+    label_list: str,
+    *,
+    num_clips: int,
+    num_crops: int,
+    view_mode: str,
+    root: str | None = None,
+) -> VideoDataLoader:
+    ds = VideoDataset(
+        val_file,
+        (root if root is not None else cfg.data.root) or None,
+        label_list,
+        preprocess=preprocess,
+        mode="test",
+        num_clips=num_clips,
+        num_crops=num_crops,
+        view_mode=view_mode,
+        backend=cfg.data.backend,
+        seed=cfg.train.seed,
+        check_files=cfg.data.check_files,
+    )
+    return build_dataloader(
+        ds,
+        batch_size=cfg.test.batch_size,
+        workers=cfg.data.workers,
+        train=False,
+        distributed=info.distributed,
+        rank=info.rank,
+        world_size=info.world_size,
+        skip_bad=cfg.data.skip_bad,
+        persistent_workers=False,
+    )
+
+
+# --- precision -------------------------------------------------------------------------------------
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    if precision == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("train.precision=fp16 needs a GPU (its GradScaler); use bf16 or fp32 on CPU")
+    return precision
+
+
+def autocast_ctx(precision: str, device: torch.device):
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+# --- logging helpers -------------------------------------------------------------------------------
+
+
+class MetricsLog:
+    """JSON lines in ``RUN/metrics.jsonl`` (+ TensorBoard scalars if installed); rank 0 only."""
+
+    def __init__(self, run_dir: Path, enabled: bool, tensorboard: bool) -> None:
+        self.enabled = enabled
+        self.path = run_dir / "metrics.jsonl"
+        self.tb = None
+        if enabled and tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+            except ImportError:
+                log.info("tensorboard is not installed; metrics go to %s only", self.path)
+        self._f = open(self.path, "a", encoding="utf-8") if enabled else None
+
+    def write(self, row: dict[str, Any], step: int | None = None) -> None:
+        if not self.enabled:
+            return
+        self._f.write(json.dumps(row) + "\n")
+        self._f.flush()
+        if self.tb is not None and step is not None:
+            kind = row.get("kind", "")
+            for k, v in row.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("epoch", "iter", "step"):
+                    self.tb.add_scalar(f"{kind}/{k}", v, step)
+
+    def close(self) -> None:
+        if self._f:
+            self._f.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _fmt_time(s: float) -> str:
+    s = int(s)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+@dataclass
+class TrainSummary:
+    run_dir: Path
+    epochs: int
+    steps: int
+    final_loss: float
+    best_top1: float
+    best_epoch: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    final_eval: dict[str, Any] | None = None
+    last_checkpoint: Path | None = None
+    seconds: float = 0.0
+
+    def table(self) -> str:
+        lines = [
+            f"{'epoch':>5}  {'loss':>8}  {'lr':>9}  {'top-1':>7}  {'top-5':>7}  {'clips/s':>8}  {'time':>8}"
+        ]
+        for h in self.history:
+            lines.append(
+                f"{h['epoch']:>5}  {h['loss']:>8.4f}  {h['lr']:>9.2e}  "
+                + (f"{h['top1']:>7.2f}  {h['top5']:>7.2f}" if "top1" in h else f"{'-':>7}  {'-':>7}")
+                + f"  {h['clips_per_s']:>8.1f}  {_fmt_time(h['seconds']):>8}"
+            )
+        lines.append(
+            f"best single-view top-1 {self.best_top1:.2f}% (epoch {self.best_epoch})"
+            if self.best_epoch >= 0
+            else "no validation during training"
+        )
+        if self.final_eval:
+            f = self.final_eval
+            lines.append(
+                f"final {f['views']} views (last epoch): top-1 {f['top1']:.2f}%  top-5 {f['top5']:.2f}%  "
+                f"mean class {f['mean_class_acc']:.2f}%  ({f['num_samples']} videos)"
+            )
+        lines.append(f"run folder {self.run_dir}  ({_fmt_time(self.seconds)})")
+        return "\n".join(lines)
+
+
+# --- the trainer -----------------------------------------------------------------------------------
+
+
+class Trainer:
+    """``Trainer(cfg, resume="auto").fit()``; works with and without ``torchrun``."""
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        resume: str | None = None,
+        *,
+        info: D.DistInfo | None = None,
+        device: str | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.info = info or D.init(device)
+        self.device = self.info.device
+        self.run_dir = Path(cfg.output.dir)
+        self.resume = resume
+        self.precision = resolve_precision(cfg.train.precision, self.device)
+        self.loss_fn = soft_target_cross_entropy  # replaceable (tests inject faults here)
+        self._last_good: Path | None = None
+
+    # -- setup ------------------------------------------------------------------------------------
+    def _setup_runtime(self) -> None:
+        t = self.cfg.train
+        if t.threads > 0:
+            torch.set_num_threads(t.threads)
+        if t.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
+            if self.device.type == "cuda":
+                os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        elif self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        D.seed_all(t.seed + self.info.rank)
+
+    def setup(self) -> None:
+        cfg, info = self.cfg, self.info
+        self._setup_runtime()
+        check_paths(cfg, ["data.train_file", "data.label_list"])
+        if cfg.test.eval_every or cfg.test.final_eval:
+            check_paths(cfg, ["data.val_file"])
+        if info.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.run_dir / "config.yaml")
+            _add_file_log(self.run_dir / f"log_rank{info.rank}.txt")
+        D.barrier()
+
+        # data
+        arch = xclip.get_config(cfg.model.arch)
+        pre = xclip.PreprocessConfig.for_config(arch)
+        a = cfg.aug
+        self.train_ds = VideoDataset(
+            cfg.data.train_file,
+            cfg.data.root or None,
+            cfg.data.label_list,
+            preprocess=pre,
+            mode="train",
+            transform=TrainTransform.from_preprocess(
+                pre, flip_p=a.flip, jitter_p=a.color_jitter, grayscale_p=a.gray_scale
+            ),
+            backend=cfg.data.backend,
+            seed=cfg.train.seed,
+            max_bad_fraction=cfg.data.max_bad_fraction,
+            check_files=cfg.data.check_files,
+        )
+        self.class_names = list(self.train_ds.class_names or [])
+        k = len(self.class_names)
+        if cfg.data.num_classes is not None and cfg.data.num_classes != k:
+            raise ValueError(
+                f"data.num_classes={cfg.data.num_classes} but data.label_list "
+                f"({cfg.data.label_list}) has {k} classes"
+            )
+        self.num_classes = k
+        self.train_loader = _train_loader(cfg, self.train_ds, info)
+        self.iters_per_epoch = len(self.train_loader)
+        if cfg.train.max_steps_per_epoch:
+            self.iters_per_epoch = min(self.iters_per_epoch, cfg.train.max_steps_per_epoch)
+        if self.iters_per_epoch < 1:
+            raise ValueError(
+                f"{len(self.train_ds)} training videos give no full batch of "
+                f"{cfg.train.batch_size} per process on {info.world_size} process(es); lower "
+                "train.batch_size"
+            )
+        self.preprocess = pre
+        self.val_loader = None
+        if cfg.test.eval_every:
+            self.val_loader = build_eval_loader(
+                cfg, info, pre, cfg.data.val_file, cfg.data.label_list,
+                num_clips=cfg.test.num_clips, num_crops=cfg.test.num_crops,
+                view_mode=cfg.test.view_mode,
+            )  # fmt: skip
+            vk = self.val_loader.dataset.num_classes
+            if vk != k:
+                raise ValueError(f"validation labels have {vk} classes, training {k}")
+
+        # model
+        clf = build_classifier(cfg, k)
+        if cfg.model.fix_text:
+            frozen = freeze_text(clf)
+            log.info("text tower and logit_scale frozen (%d tensors)", len(frozen))
+        if cfg.train.grad_checkpointing:
+            clf.model.set_grad_checkpointing(True)
+        clf.to(self.device)
+        self.classifier = clf
+        self.tokens = xclip.tokenize(self.class_names).to(self.device)
+        t = cfg.train
+        self.optimizer = build_optimizer(
+            clf, t.lr, t.weight_decay, tuple(t.betas), t.eps, t.new_module_lr_mult
+        )
+        self.schedule = CosineWarmupSchedule(
+            self.optimizer,
+            t_initial=int(t.epochs * self.iters_per_epoch),
+            lr_min=cfg.min_lr,
+            warmup_t=int(t.warmup_epochs * self.iters_per_epoch),
+            warmup_lr_init=0.0,
+            warmup_prefix=t.warmup_prefix,
+        )
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
+        n_train = sum(p.numel() for p in clf.parameters() if p.requires_grad)
+        n_all = sum(p.numel() for p in clf.parameters())
+        log.info(
+            "%s: %.1fM parameters, %.1fM trained; %d train videos, %d classes, %d iterations/epoch "
+            "x %d epochs, batch %d x %d process(es) x %d accumulation = %d, precision %s, device %s",
+            cfg.model.arch, n_all / 1e6, n_train / 1e6, len(self.train_ds), k,
+            self.iters_per_epoch, t.epochs, t.batch_size, info.world_size, t.accumulation_steps,
+            t.batch_size * info.world_size * t.accumulation_steps, self.precision, self.device,
+        )  # fmt: skip
+
+        # position / resume
+        self.start = C.Position(0, 0)
+        self.best_top1, self.best_epoch = -1.0, -1
+        self.history: list[dict[str, Any]] = []
+        ckpt = C.resolve_resume(self.resume, self.run_dir)
+        if self.resume == "auto" and ckpt is None:
+            log.info("--resume auto: no checkpoint in %s, starting from scratch", self.run_dir)
+        if ckpt is not None:
+            self._load(ckpt)
+
+        # DDP
+        self.module = clf
+        if info.distributed:
+            self.module = torch.nn.parallel.DistributedDataParallel(
+                clf,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                broadcast_buffers=False,
+                find_unused_parameters=False,
+            )
+        # Class-text features: computed once per label set while the text tower is frozen; with
+        # a trained text tower the tokens go through the forward pass at every step instead.
+        self.text_features = clf.text_features(self.tokens) if cfg.model.fix_text else None
+        self.metrics = MetricsLog(self.run_dir, info.is_main, cfg.output.tensorboard)
+
+    def _load(self, ckpt: Path) -> None:
+        from xclip.checkpoint import load_state_dict_strict, read_safetensors
+
+        state = C.load_train_state(ckpt)
+        sd = read_safetensors(ckpt / xclip.checkpoint.NATIVE_WEIGHTS)
+        load_state_dict_strict(self.classifier.model, sd, str(ckpt))
+        if self.classifier.head is not None:
+            self.classifier.head.load_state_dict(read_safetensors(ckpt / C.HEAD_WEIGHTS))
+        if state.get("classes") != self.class_names:
+            raise ValueError(f"{ckpt} was trained on another label list; resume with the same data")
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        rngs = state.get("rng") or []
+        if len(rngs) == self.info.world_size:
+            C.restore_rng(rngs[self.info.rank])
+        else:
+            log.warning("%s was written by %d process(es), this run has %d: RNG states not restored",
+                        ckpt, len(rngs), self.info.world_size)  # fmt: skip
+        self.start = C.Position(int(state["epoch"]), int(state["iteration"]))
+        self.best_top1 = float(state.get("best_top1", -1.0))
+        self.best_epoch = int(state.get("best_epoch", -1))
+        self.history = list(state.get("history", []))
+        self._last_good = ckpt
+        log.info("resumed from %s: epoch %d, iteration %d", ckpt, self.start.epoch, self.start.iteration)
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def _save(self, pos: C.Position, extra_meta: dict[str, Any] | None = None) -> None:
+        rngs = D.all_gather_objects(C.capture_rng())
+        if self.info.is_main:
+            state = {
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.schedule.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
+                "rng": rngs,
+                "epoch": pos.epoch,
+                "iteration": pos.iteration,
+                "best_top1": self.best_top1,
+                "best_epoch": self.best_epoch,
+                "classes": self.class_names,
+                "history": self.history,
+                "world_size": self.info.world_size,
+            }
+            meta = {"arch": self.cfg.model.arch, "world_size": self.info.world_size, **(extra_meta or {})}
+            path = C.write_checkpoint(
+                self.run_dir, self.classifier, pos, state, meta, self.cfg.output.keep_last
+            )
+            log.info("saved %s", path)
+            self._last_good = path
+        D.barrier()
+        self._last_good = D.broadcast_object(self._last_good)
+
+    # -- one epoch --------------------------------------------------------------------------------
+    def _forward_loss(self, clips, target):
+        with autocast_ctx(self.precision, self.device):
+            if self.text_features is not None or not self.classifier.uses_text:
+                logits = self.module(clips, text_features=self.text_features)
+            else:
+                logits = self.module(clips, tokens=self.tokens)
+        return self.loss_fn(logits.float(), target)
+
+    def train_epoch(self, epoch: int, start_iter: int = 0) -> dict[str, Any]:
+        cfg, info = self.cfg, self.info
+        accum = cfg.train.accumulation_steps
+        n_iters = self.iters_per_epoch
+        a = cfg.aug
+        sampler: ResumableSampler = self.train_loader.sampler
+        sampler.start = start_iter * cfg.train.batch_size
+        self.train_loader.set_epoch(epoch)
+        self.classifier.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        bar = None
+        it = iter(self.train_loader)
+        if info.is_main and cfg.output.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(
+                total=n_iters, initial=start_iter, desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
+                dynamic_ncols=True, file=sys.stderr, leave=True,
+            )  # fmt: skip
+        t_epoch = time.perf_counter()
+        loss_sum = torch.zeros(2, dtype=torch.float64)  # (sum of losses, iterations) this epoch
+        clips_seen = 0
+        last_loss = float("nan")
+        try:
+            for i in range(start_iter, n_iters):
+                t0 = time.perf_counter()
+                clips, labels, _ = next(it)
+                clips = clips[:, 0].to(self.device, non_blocking=True)  # [B, T, 3, H, W]
+                labels = labels.to(self.device, non_blocking=True)
+                if a.mixup > 0:
+                    # one generator per (seed, rank, epoch, iteration): resumable at any step
+                    blend = CutmixMixupBlending(
+                        self.num_classes, smoothing=a.label_smooth, mixup_alpha=a.mixup,
+                        cutmix_alpha=a.cutmix, switch_prob=a.mixup_switch_prob,
+                        seed=np.random.default_rng([cfg.train.seed, info.rank, epoch, i]),
+                    )  # fmt: skip
+                    clips, target = blend(clips, labels)
+                else:
+                    target = smoothed_one_hot(labels, self.num_classes, a.label_smooth)
+                step_now = (i + 1) % accum == 0
+                sync = step_now or not info.distributed
+                ctx = contextlib.nullcontext() if sync else self.module.no_sync()
+                with ctx:
+                    loss = self._forward_loss(clips, target.float())
+                    self.scaler.scale(loss / accum).backward()
+                # the loss all ranks agree on: the mean over the global batch
+                stat = torch.stack([loss.detach().double().cpu(), torch.ones((), dtype=torch.float64)])
+                stat = D.all_reduce_sum(stat.to(self.device) if info.backend == "nccl" else stat).cpu()
+                loss_val = float(stat[0] / stat[1])
+                if not math.isfinite(loss_val):
+                    last = self._last_good
+                    raise NonFiniteLossError(
+                        f"loss is {loss_val} at epoch {epoch + 1} iteration {i} (global iteration "
+                        f"{epoch * n_iters + i}); training stopped. Last good checkpoint: "
+                        f"{last if last else 'none (no checkpoint was written yet)'}. Lower "
+                        "train.lr, try train.precision=fp32 or set train.clip_grad_norm, then "
+                        "continue with --resume auto"
+                    )
+                if step_now:
+                    if cfg.train.clip_grad_norm:
+                        self.scaler.unscale_(self.optimizer)
+                        torch.nn.utils.clip_grad_norm_(self.classifier.parameters(), cfg.train.clip_grad_norm)
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
+                    self.optimizer.zero_grad(set_to_none=True)
+                    lr_used = self.optimizer.param_groups[0]["lr"]
+                    self.schedule.step_update(epoch * n_iters + i)
+                else:
+                    lr_used = self.optimizer.param_groups[0]["lr"]
+                dt = time.perf_counter() - t0
+                n_clips = clips.shape[0] * info.world_size
+                clips_seen += n_clips
+                loss_sum += torch.tensor([loss_val, 1.0], dtype=torch.float64)
+                last_loss = loss_val
+                gstep = epoch * n_iters + i
+                self.metrics.write(
+                    {"kind": "train", "epoch": epoch, "iter": i, "step": gstep, "loss": loss_val,
+                     "lr": lr_used, "clips_per_s": n_clips / max(dt, 1e-9), "time": time.time()},
+                    step=gstep,
+                )  # fmt: skip
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(
+                        loss=f"{loss_val:.4f}", lr=f"{lr_used:.2e}",
+                        clips_s=f"{clips_seen / (time.perf_counter() - t_epoch):.1f}",
+                    )  # fmt: skip
+                elif info.is_main and (i % cfg.output.print_freq == 0 or i == n_iters - 1):
+                    elapsed = time.perf_counter() - t_epoch
+                    eta = elapsed / (i - start_iter + 1) * (n_iters - i - 1)
+                    log.info(
+                        "Train: [%d/%d][%d/%d] eta %s lr %.3e loss %.4f clips/s %.1f",
+                        epoch + 1, cfg.train.epochs, i, n_iters, _fmt_time(eta), lr_used,
+                        loss_val, clips_seen / elapsed,
+                    )  # fmt: skip
+                every = cfg.output.save_every_steps
+                if every and step_now and (i + 1) % every == 0 and i + 1 < n_iters:
+                    self._save(C.Position(epoch, i + 1))
+        finally:
+            if bar is not None:
+                bar.close()
+        seconds = time.perf_counter() - t_epoch
+        return {
+            "epoch": epoch + 1,
+            "loss": float(loss_sum[0] / max(loss_sum[1], 1)),
+            "last_loss": last_loss,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "clips_per_s": clips_seen / max(seconds, 1e-9),
+            "seconds": seconds,
+        }
+
+    # -- evaluation -------------------------------------------------------------------------------
+    def evaluate(self, loader, desc: str = "eval") -> EvalResult:
+        return evaluate(
+            self.classifier,
+            loader,
+            self.num_classes,
+            text_features=self.classifier.text_features(self.tokens),
+            device=self.device,
+            autocast=autocast_ctx(self.precision, self.device),
+            progress=self.info.is_main and self.cfg.output.progress,
+            desc=desc,
+        )
+
+    # -- the run ----------------------------------------------------------------------------------
+    def fit(self) -> TrainSummary:
+        t_run = time.perf_counter()
+        self.setup()
+        cfg = self.cfg
+        epochs = cfg.train.epochs
+        try:
+            for epoch in range(self.start.epoch, epochs):
+                start_iter = self.start.iteration if epoch == self.start.epoch else 0
+                row = self.train_epoch(epoch, start_iter)
+                last = epoch + 1 == epochs
+                if self.val_loader is not None and ((epoch + 1) % cfg.test.eval_every == 0 or last):
+                    res = self.evaluate(self.val_loader, desc=f"val {epoch + 1}")
+                    row.update(top1=res.top1, top5=res.top5, mean_class_acc=res.mean_class_acc)
+                    log.info("epoch %d: %s", epoch + 1, format_result(res))
+                    if res.top1 > self.best_top1:
+                        self.best_top1, self.best_epoch = res.top1, epoch + 1
+                        if self.info.is_main:
+                            C.write_weights(
+                                self.classifier, self.run_dir / "best",
+                                {"epoch": epoch + 1, "top1": res.top1, "top5": res.top5, "views": res.views},
+                            )  # fmt: skip
+                    log.info("max accuracy: %.2f%% (epoch %d)", self.best_top1, self.best_epoch)
+                self.history.append(row)
+                self.metrics.write({"kind": "epoch", **row}, step=(epoch + 1) * self.iters_per_epoch)
+                if (epoch + 1) % cfg.output.save_freq == 0 or last:
+                    self._save(C.Position(epoch + 1, 0), {"loss": row["loss"], **{k: row[k] for k in ("top1", "top5") if k in row}})
+            final = None
+            if cfg.test.final_eval:
+                final = self.final_evaluation()
+        finally:
+            self.metrics.close()
+        summary = TrainSummary(
+            run_dir=self.run_dir,
+            epochs=epochs,
+            steps=epochs * self.iters_per_epoch,
+            final_loss=self.history[-1]["loss"] if self.history else float("nan"),
+            best_top1=self.best_top1,
+            best_epoch=self.best_epoch,
+            history=self.history,
+            final_eval=final,
+            last_checkpoint=self._last_good,
+            seconds=time.perf_counter() - t_run,
+        )
+        if self.info.is_main:
+            with open(self.run_dir / "summary.json", "w", encoding="utf-8") as f:
+                json.dump(
+                    {k: (str(v) if isinstance(v, Path) else v) for k, v in summary.__dict__.items()},
+                    f, indent=2,
+                )  # fmt: skip
+        return summary
+
+    def final_evaluation(self) -> dict[str, Any]:
+        """The paper's final step: the last-epoch model with ``test.final_num_clips`` x
+        ``final_num_crops`` views (4x3), reported and written to ``RUN/final_eval/``."""
+        t = self.cfg.test
+        loader = build_eval_loader(
+            self.cfg, self.info, self.preprocess, self.cfg.data.val_file, self.cfg.data.label_list,
+            num_clips=t.final_num_clips, num_crops=t.final_num_crops, view_mode=t.final_view_mode,
+        )  # fmt: skip
+        res = self.evaluate(loader, desc=f"final {t.final_num_clips}x{t.final_num_crops}")
+        log.info("final (last epoch): %s", format_result(res))
+        if self.info.is_main:
+            paths = [e.path for e in loader.dataset.entries]
+            write_report(res, self.run_dir / "final_eval", self.class_names, paths)
+            self.metrics.write({"kind": "final_eval", **res.summary()})
+        return res.summary()
+
+
+def _add_file_log(path: Path) -> None:
+    root = logging.getLogger()
+    if any(isinstance(h, logging.FileHandler) and h.baseFilename == str(path.resolve()) for h in root.handlers):
+        return
+    h = logging.FileHandler(path, encoding="utf-8")
+    h.setFormatter(logging.Formatter("[%(asctime)s %(name)s] %(levelname)s %(message)s"))
+    root.addHandler(h)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
