@@ -18,6 +18,14 @@ from .config import (
     register_model,
 )
 from .factory import create_model, load_model, save_model
+from .inference import (
+    Prediction,
+    VideoClassifier,
+    VideoIndex,
+    embed_videos,
+    load_index,
+    search,
+)
 from .model import XCLIP, VideoFeatures
 from .pretrained import PretrainedWeights, download_pretrained, get_pretrained, list_pretrained
 from .tokenizer import Tokenizer, get_tokenizer, tokenize
@@ -30,21 +38,27 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "CheckpointError",
+    "Prediction",
     "PreprocessConfig",
     "PretrainedWeights",
     "Tokenizer",
+    "VideoClassifier",
     "VideoFeatures",
+    "VideoIndex",
     "XCLIP",
     "XCLIPConfig",
     "create_model",
     "download_pretrained",
+    "embed_videos",
     "get_pretrained",
     "get_config",
     "get_tokenizer",
     "list_models",
     "list_pretrained",
+    "load_index",
     "load_model",
     "register_model",
     "save_model",
+    "search",
     "tokenize",
 ]

@@ -1,0 +1,98 @@
+"""``xclip-video serve``: a local web page and JSON API to classify videos with your own labels.
+
+Open the printed address in a browser, upload (or pick) a video, type labels, and see the frames
+the model saw and a bar chart of probabilities. The JSON API (``POST /api/classify``) is described
+in ``docs/inference.md`` and ``xclip_app.serve.server``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from .classify import add_model_arguments, add_view_arguments, load_model_from_args, read_labels
+
+NAME = "serve"
+HELP = "start a local web page + JSON API to classify videos with your own labels"
+
+DEFAULT_LABELS = "playing guitar,riding a bike,cooking,dancing,swimming"
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_model_arguments(p)
+    add_view_arguments(p)
+    g = p.add_argument_group("server")
+    g.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    g.add_argument(
+        "--port", type=int, default=8000, help="port (default %(default)s; 0 = any free)"
+    )
+    g.add_argument(
+        "--labels",
+        default=DEFAULT_LABELS,
+        help="labels pre-filled on the page and used by API calls without labels",
+    )
+    g.add_argument("--labels-file", help="the same from a file (one label per line)")
+    g.add_argument("--template", default="{}", help="default prompt template (default: {})")
+    g.add_argument("--videos-dir", help="a folder whose videos the page offers to pick")
+    g.add_argument(
+        "--max-upload-mb", type=float, default=100.0, help="upload size limit in MiB (default 100)"
+    )
+    g.add_argument("--top-k", type=int, default=0, help="labels returned (default 0 = all)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from xclip.inference import VideoClassifier
+
+    from ..serve import ServeConfig, make_server
+
+    if args.max_upload_mb <= 0:
+        raise ValueError(f"--max-upload-mb must be > 0, got {args.max_upload_mb}")
+    if not 0 <= args.port <= 65535:
+        raise ValueError(f"--port must be 0..65535, got {args.port}")
+    if args.labels_file:
+        args.labels = None
+    labels = read_labels(args)
+    videos_dir = Path(args.videos_dir) if args.videos_dir else None
+    if videos_dir is not None and not videos_dir.is_dir():
+        raise FileNotFoundError(f"--videos-dir {videos_dir} is not a folder")
+    model = load_model_from_args(args)
+    clf = VideoClassifier(
+        model,
+        labels,
+        template=args.template,
+        num_clips=args.num_clips,
+        num_crops=args.num_crops,
+        device=args.device,
+        precision=args.precision,
+        batch_size=args.batch_size,
+    )
+    config = ServeConfig(
+        model_name=args.model,
+        labels=clf.labels,
+        template=clf.template,
+        videos_dir=videos_dir,
+        max_upload_bytes=int(args.max_upload_mb * 2**20),
+        top_k=args.top_k,
+    )
+    try:
+        server = make_server(clf, config, args.host, args.port)
+    except OSError as e:
+        raise ValueError(
+            f"cannot listen on {args.host}:{args.port} ({e.strerror or e}); pick another --port"
+        ) from None
+    if not server.loopback:
+        logger.warning(
+            "listening on %s: other machines can reach this server; it has no authentication",
+            args.host,
+        )
+    print(f"xclip-video serve: open {server.url}  (Ctrl+C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0

@@ -1,0 +1,315 @@
+"""The local web server: JSON API (limits, content types, path traversal, Host check) and an end to
+end test of the page in headless Chromium (Debian's ``chromium`` driven by Playwright)."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import os
+import shutil
+import threading
+import urllib.parse
+
+import pytest
+import torch
+
+import xclip
+from xclip.inference import VideoClassifier
+from xclip_app.serve import ServeConfig, make_server
+
+LABELS = ["cooking", "dancing", "riding a bike"]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, clip_factory):
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("serve")
+    model_dir = xclip.save_model(xclip.create_model("xclip_test"), root / "tiny")
+    videos = root / "videos"
+    (videos / "sub").mkdir(parents=True)
+    clip = clip_factory("serve_clip.mp4", 60, size=(96, 64))
+    (videos / "clip.mp4").write_bytes(clip.read_bytes())
+    (videos / "sub" / "second.mp4").write_bytes(clip.read_bytes())
+    (videos / "broken.mp4").write_text("not a video\n")
+    outside = root / "secret.mp4"
+    outside.write_bytes(clip.read_bytes())
+    os.symlink(outside, videos / "escape.mp4")  # a link leaving the folder
+
+    clf = VideoClassifier(model_dir, LABELS)
+    cfg = ServeConfig(model_name="tiny", labels=LABELS, videos_dir=videos, max_upload_bytes=1 << 20)
+    srv = make_server(clf, cfg, "127.0.0.1", 0)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    srv.test_clip = clip
+    srv.test_root = root
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def request(server, method, path, body=None, headers=None):
+    host, port = server.server_address[:2]
+    conn = http.client.HTTPConnection(host, port, timeout=60)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        data = r.read()
+        ctype = r.getheader("Content-Type", "")
+        return r.status, (json.loads(data) if "json" in ctype else data), dict(r.getheaders())
+    finally:
+        conn.close()
+
+
+def upload(server, data, ctype="video/mp4", **query):
+    q = urllib.parse.urlencode(query, doseq=True)
+    return request(server, "POST", f"/api/classify?{q}", data, {"Content-Type": ctype})
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP API
+# ---------------------------------------------------------------------------------------------
+
+
+def test_page_and_static_files(server):
+    status, body, headers = request(server, "GET", "/")
+    assert status == 200 and b"<svg" not in body and b"app.js" in body
+    assert "script-src 'self'" in headers["Content-Security-Policy"]
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    for path in ("/static/app.js", "/static/style.css"):
+        status, body, _ = request(server, "GET", path)
+        assert status == 200 and len(body) > 100
+    assert b"http" not in request(server, "GET", "/static/app.js")[1].replace(
+        b"http://www.w3.org/2000/svg", b""
+    )  # no external resources (CDN)
+
+
+def test_info(server):
+    status, info, _ = request(server, "GET", "/api/info")
+    assert status == 200
+    assert info["num_frames"] == 4 and info["labels"] == LABELS
+    assert info["max_upload_bytes"] == 1 << 20
+    assert info["videos"] == ["broken.mp4", "clip.mp4", "sub/second.mp4"]  # not the escaping link
+
+
+def test_upload_classify(server):
+    status, res, _ = upload(server, server.test_clip.read_bytes(), name="my clip.mp4")
+    assert status == 200, res
+    assert res["video"] == "my clip.mp4" and res["num_frames"] == 4
+    assert [p["label"] for p in res["predictions"]] != [] and len(res["predictions"]) == 3
+    assert sum(p["prob"] for p in res["predictions"]) == pytest.approx(1, abs=1e-4)
+    assert [f["index"] for f in res["frames"]] == [7, 22, 37, 52]
+    assert all(f["image"].startswith("data:image/jpeg;base64,") for f in res["frames"])
+    assert set(res["timings"]) >= {"decode", "preprocess", "model", "total"}
+    # labels from ?labels= (comma separated) and ?label= (kept whole), octet-stream accepted
+    status, res, _ = upload(
+        server, server.test_clip.read_bytes(), "application/octet-stream",
+        labels="a,b", label=["c, with comma"], template="a video of {}",
+    )  # fmt: skip
+    assert status == 200, res
+    assert {p["label"] for p in res["predictions"]} == {"a", "b", "c, with comma"}
+    assert res["template"] == "a video of {}"
+
+
+def test_pick_a_video_of_the_folder(server):
+    body = json.dumps({"video": "sub/second.mp4", "labels": ["x", "y"]})
+    status, res, _ = request(
+        server, "POST", "/api/classify", body, {"Content-Type": "application/json"}
+    )
+    assert status == 200, res
+    assert res["video"] == "sub/second.mp4" and len(res["predictions"]) == 2
+
+
+@pytest.mark.parametrize(
+    "video, code",
+    [
+        ("../secret.mp4", 403),
+        ("sub/../../secret.mp4", 403),
+        ("/etc/passwd", 403),
+        ("escape.mp4", 403),  # a symlink out of the folder
+        ("missing.mp4", 404),
+        ("", 400),
+        (3, 400),
+    ],
+)
+def test_pick_refuses_paths_outside_the_folder(server, video, code):
+    body = json.dumps({"video": video})
+    status, res, _ = request(
+        server, "POST", "/api/classify", body, {"Content-Type": "application/json"}
+    )
+    assert status == code, res
+    assert "error" in res
+
+
+def test_static_traversal(server):
+    for path in (
+        "/static/../server.py",
+        "/static/%2e%2e/server.py",
+        "/static/..%2fserver.py",
+        "/../../etc/passwd",
+        "/static/",
+        "/server.py",
+    ):
+        status, res, _ = request(server, "GET", path)
+        assert status == 404, path
+
+
+def test_upload_limits_and_content_types(server):
+    # too large: refused from the Content-Length, before the body is read
+    host, port = server.server_address[:2]
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    conn.putrequest("POST", "/api/classify")
+    conn.putheader("Content-Type", "video/mp4")
+    conn.putheader("Content-Length", str(50 << 20))
+    conn.endheaders()
+    r = conn.getresponse()
+    res = json.loads(r.read())
+    conn.close()
+    assert r.status == 413 and "limit is 1.0 MiB" in res["error"]
+    # no Content-Length
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    conn.putrequest("POST", "/api/classify")
+    conn.putheader("Content-Type", "video/mp4")
+    conn.endheaders()
+    r = conn.getresponse()
+    assert r.status == 411
+    conn.close()
+    # not a video content type
+    for ctype in (
+        "text/plain",
+        "multipart/form-data; boundary=x",
+        "application/x-www-form-urlencoded",
+        "",
+    ):
+        status, res, _ = upload(server, b"abc", ctype)
+        assert status == 415 and "not a video" in res["error"], ctype
+    # a file that is not a video
+    status, res, _ = upload(server, b"this is not a video\n" * 50, name="notes.mp4")
+    assert status == 422 and res["error"].startswith("notes.mp4 could not be read as a video")
+    # empty body, bad labels, bad JSON
+    assert upload(server, b"")[0] == 400
+    status, res, _ = upload(server, server.test_clip.read_bytes(), labels="run,Run")
+    assert status == 400 and "duplicate" in res["error"]
+    status, res, _ = upload(server, server.test_clip.read_bytes(), labels="a", template="no slot")
+    assert status == 400 and "template" in res["error"]
+    status, res, _ = request(
+        server, "POST", "/api/classify", b"{nope", {"Content-Type": "application/json"}
+    )
+    assert status == 400 and "JSON" in res["error"]
+    status, res, _ = request(server, "POST", "/api/other", b"x", {"Content-Type": "video/mp4"})
+    assert status == 404
+    assert request(server, "GET", "/api/classify")[0] == 405
+
+
+def test_host_header_is_checked(server):
+    status, res, _ = request(server, "GET", "/api/info", headers={"Host": "attacker.example:80"})
+    assert status == 403 and "not allowed" in res["error"]
+    assert request(server, "GET", "/api/info", headers={"Host": "localhost"})[0] == 200
+
+
+def test_serve_command_errors(capsys, tmp_path):
+    from xclip_app.cli import main
+
+    rc = main(["serve", "--model", "xclip_test", "--videos-dir", str(tmp_path / "none")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "is not a folder" in err and "Traceback" not in err
+    rc = main(["serve", "--model", "xclip_test", "--labels", "a,A"])
+    assert rc == 2 and "duplicate" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# the page in headless Chromium
+# ---------------------------------------------------------------------------------------------
+
+
+def _browser():
+    pw = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return pw
+
+
+def test_page_end_to_end_in_chromium(server, tmp_path):
+    pw = _browser()
+    from PIL import Image
+
+    bad = tmp_path / "broken.mp4"
+    bad.write_text("not a video\n" * 20)
+    with pw.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 1400})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+            page.goto(server.url)
+            # (the page's CSP forbids eval, so no wait_for_function: locator expectations)
+            pw.expect(page.locator("#labels")).to_have_value("\n".join(LABELS))
+            assert "4 frames" in page.inner_text("#model-info")
+            # upload a clip, type labels, classify
+            page.set_input_files("#file", str(server.test_clip))
+            page.fill("#labels", "cooking\ndancing\nriding a bike\nswimming")
+            page.click("#run")
+            page.wait_for_selector("#chart .bar", timeout=60_000)
+            assert page.locator("#chart .bar").count() == 4
+            assert page.locator("#frames img").count() == 4
+            assert "done:" in page.inner_text("#status")
+            probs = [
+                float(x)
+                for x in page.eval_on_selector_all(
+                    "#chart .row", "rs => rs.map(r => r.dataset.prob)"
+                )
+            ]
+            assert sum(probs) == pytest.approx(1, abs=1e-3)
+            # the frames really are images
+            assert page.eval_on_selector_all(
+                "#frames img", "ims => ims.every(i => i.naturalWidth > 0)"
+            )
+            # screenshot: the chart renders bars (blue/orange pixels), one row per label
+            png = page.locator("#chart").screenshot()
+            img = Image.open(io.BytesIO(png)).convert("RGB")
+            w, h = img.size
+            assert w > 300 and h > 50
+            px = img.load()
+            coloured = sum(
+                1
+                for x in range(0, w, 2)
+                for y in range(0, h, 2)
+                if (px[x, y][2] > 150 and px[x, y][0] < 100)
+                or (px[x, y][0] > 180 and px[x, y][2] < 80)
+            )
+            assert coloured > 20, "no bars in the chart screenshot"
+            rows_with_bar = {
+                y // (h // 4)
+                for x in range(0, w, 2)
+                for y in range(0, h, 2)
+                if px[x, y][2] > 150 and px[x, y][0] < 100 or px[x, y][0] > 180 and px[x, y][2] < 80
+            }
+            assert len(rows_with_bar) >= 2
+            page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+            if os.environ.get("XCLIP_SCREENSHOT"):
+                shutil.copy(tmp_path / "page.png", os.environ["XCLIP_SCREENSHOT"])
+            # a bad file: a clear message, no results change
+            page.set_input_files("#file", str(bad))
+            page.click("#run")
+            page.wait_for_selector("#error:not([hidden])", timeout=30_000)
+            assert "could not be read as a video" in page.inner_text("#error")
+            # pick a server-side video
+            page.set_input_files("#file", [])
+            page.select_option("#pick", "sub/second.mp4")
+            page.fill("#labels", "a, b")
+            page.click("#run")
+            pw.expect(page.locator("#result-name")).to_have_text("sub/second.mp4", timeout=60_000)
+            assert page.locator("#chart .bar").count() == 2
+            assert errors == [] or all("422" in e for e in errors), errors
+        finally:
+            browser.close()
