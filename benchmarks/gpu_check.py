@@ -52,7 +52,10 @@ def inference_throughput(arch: str, batch: int, dtype: str, compile_: bool = Fal
     fwd = torch.compile(model) if compile_ else model
 
     def step():
-        with torch.no_grad(), torch.autocast("cuda", dtype=amp or torch.float32, enabled=amp is not None):
+        with (
+            torch.no_grad(),
+            torch.autocast("cuda", dtype=amp or torch.float32, enabled=amp is not None),
+        ):
             fwd(video, text_features=text)
 
     torch.cuda.reset_peak_memory_stats()
@@ -68,8 +71,6 @@ def inference_throughput(arch: str, batch: int, dtype: str, compile_: bool = Fal
         "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30,
         "paper_v100_views_per_s": PAPER_VIEWS_PER_S_V100.get(arch),
     }
-    del model, fwd
-    torch.cuda.empty_cache()
     return out
 
 
@@ -115,8 +116,6 @@ def train_step(arch: str, batch: int, dtype: str, checkpointing: bool) -> dict:
         "loss_last": losses[-1],
         "loss_finite": all(math.isfinite(x) for x in losses),
     }
-    del model, opt
-    torch.cuda.empty_cache()
     return out
 
 
@@ -143,7 +142,9 @@ def parity_gpu_vs_cpu() -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--json", default=None)
     ap.add_argument("--quick", action="store_true", help="fewer configurations")
     args = ap.parse_args(argv)
@@ -163,6 +164,7 @@ def main(argv=None) -> int:
             if args.quick and dtype == "fp32" and arch != "xclip_b32_8f":
                 continue
             r = inference_throughput(arch, 32 if "l14" not in arch else 16, dtype)
+            torch.cuda.empty_cache()  # the model of the finished measurement is garbage now
             inf.append(r)
             print(
                 f"infer {arch:<14} b={r['batch']:<3} {dtype:<5} {r['views_per_s']:8.1f} views/s "
@@ -181,6 +183,7 @@ def main(argv=None) -> int:
                 if args.quick and (dtype == "fp32" or (ckpt and dtype == "fp16")):
                     continue
                 r = train_step(arch, batch, dtype, ckpt)
+                torch.cuda.empty_cache()
                 train.append(r)
                 print(
                     f"train {arch:<14} b={batch:<3} {dtype:<5} ckpt={ckpt!s:<5} "

@@ -16,9 +16,13 @@ def test_pretrained_tag_imposes_original_head_counts(tmp_path, monkeypatch):
     torch.manual_seed(0)
     wrong = xclip.create_model("xclip_test", mit_heads=2, prompt_heads=2)
     xclip.save_model(wrong, tmp_path / "hub", format="hf")
-    entry = dataclasses.replace(pretrained.get_pretrained("xclip_b32_8f", "kinetics400"), arch="xclip_test")
+    entry = dataclasses.replace(
+        pretrained.get_pretrained("xclip_b32_8f", "kinetics400"), arch="xclip_test"
+    )
     monkeypatch.setattr(pretrained, "get_pretrained", lambda arch, tag=None: entry)
-    monkeypatch.setattr(pretrained, "download_pretrained", lambda e, cache_dir=None: tmp_path / "hub")
+    monkeypatch.setattr(
+        pretrained, "download_pretrained", lambda e, cache_dir=None: tmp_path / "hub"
+    )
     model = xclip.create_model("xclip_test", pretrained="kinetics400")
     assert model.cfg == xclip.get_config("xclip_test")
     assert model.cfg.mit_num_heads == 4 and model.cfg.prompt_num_heads == 4

@@ -64,7 +64,9 @@ def test_text_padding_trim_is_exact():
     torch.testing.assert_close(trimmed, full, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("overrides", [{}, {"cross_frame": False}, {"use_mit": False}, {"use_prompts": False}])
+@pytest.mark.parametrize(
+    "overrides", [{}, {"cross_frame": False}, {"use_mit": False}, {"use_prompts": False}]
+)
 def test_sdpa_and_plain_attention_agree(overrides):
     model = randomize_(tiny(**overrides))
     tokens = xclip.tokenize(LABELS)
@@ -88,7 +90,9 @@ def test_every_parameter_gets_a_gradient():
     model = randomize_(tiny()).train()
     logits = model(video(), xclip.tokenize(LABELS))
     torch.nn.functional.cross_entropy(logits, torch.tensor([0, 2])).backward()
-    no_grad = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    no_grad = [
+        n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0
+    ]
     # Token-embedding rows of ids that were not used get zero gradient; the row set as a whole
     # must be reached.
     assert no_grad == [], no_grad
@@ -181,7 +185,9 @@ def test_drop_path_train_mode():
     assert not torch.allclose(out1, out2)
     model.eval()
     with torch.no_grad():
-        torch.testing.assert_close(model(video(), xclip.tokenize(LABELS)), model(video(), xclip.tokenize(LABELS)))
+        torch.testing.assert_close(
+            model(video(), xclip.tokenize(LABELS)), model(video(), xclip.tokenize(LABELS))
+        )
 
 
 def test_initialisation_follows_original():
@@ -192,7 +198,9 @@ def test_initialisation_follows_original():
     assert 0.9 < big.prompts_visual_proj.std().item() < 1.1
     assert abs(big.mit.positional_embedding.std().item() - 0.02) < 0.005
     blk = big.visual.transformer.resblocks[0]
-    assert torch.all(blk.message_attn.in_proj_bias == 0) and torch.all(blk.message_attn.out_proj.bias == 0)
+    assert torch.all(blk.message_attn.in_proj_bias == 0) and torch.all(
+        blk.message_attn.out_proj.bias == 0
+    )
     assert big.cfg.mit_num_heads == 8 and big.cfg.prompt_num_heads == 8
     assert xclip.get_config("xclip_l14_8f").mit_num_heads == 12
     assert abs(big.logit_scale.exp().item() - 1 / 0.07) < 1e-3

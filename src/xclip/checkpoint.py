@@ -115,7 +115,9 @@ def extract_state_dict(obj: Any, source: str) -> dict[str, torch.Tensor]:
     if isinstance(obj, Mapping):
         for key in ("model", "state_dict", "module"):
             inner = obj.get(key)
-            if isinstance(inner, Mapping) and any(isinstance(v, torch.Tensor) for v in inner.values()):
+            if isinstance(inner, Mapping) and any(
+                isinstance(v, torch.Tensor) for v in inner.values()
+            ):
                 obj = inner
                 break
         sd = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
@@ -144,7 +146,9 @@ def load_state_dict_strict(model: nn.Module, sd: Mapping[str, torch.Tensor], sou
 
         def show(title: str, items: list[str]) -> None:
             if items:
-                head = ", ".join(items[:8]) + (f", ... ({len(items)} in all)" if len(items) > 8 else "")
+                head = ", ".join(items[:8]) + (
+                    f", ... ({len(items)} in all)" if len(items) > 8 else ""
+                )
                 lines.append(f"  {title}: {head}")
 
         show("shape mismatches", shapes)

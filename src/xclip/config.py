@@ -147,7 +147,12 @@ class PreprocessConfig:
 
 _B = dict(embed_dim=512, vision_width=768, vision_layers=12, text_width=512, text_layers=12)
 _L = dict(
-    embed_dim=768, vision_width=1024, vision_layers=24, patch_size=14, text_width=768, text_layers=12
+    embed_dim=768,
+    vision_width=1024,
+    vision_layers=24,
+    patch_size=14,
+    text_width=768,
+    text_layers=12,
 )
 
 _ARCHS: dict[str, XCLIPConfig] = {

@@ -73,7 +73,11 @@ class VisionTransformerBody(nn.Module):
     ) -> None:
         super().__init__()
         # One rate per block, linearly increasing (the original's ``dpr``).
-        rates = torch.linspace(0, drop_path_rate, layers).tolist() if drop_path_rate > 0 else [0.0] * layers
+        rates = (
+            torch.linspace(0, drop_path_rate, layers).tolist()
+            if drop_path_rate > 0
+            else [0.0] * layers
+        )
         self.resblocks = nn.ModuleList(
             CrossFrameAttentionBlock(width, heads, rates[i], cross_frame, quick_gelu)
             for i in range(layers)

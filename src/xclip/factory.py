@@ -111,7 +111,9 @@ def create_model(
     return model.set_attn_impl(attn_impl)
 
 
-def _read_any(path: Path) -> tuple[dict[str, torch.Tensor], XCLIPConfig | None, PreprocessConfig | None]:
+def _read_any(
+    path: Path,
+) -> tuple[dict[str, torch.Tensor], XCLIPConfig | None, PreprocessConfig | None]:
     """(original-layout state dict, config if stored, preprocess if stored) from any format."""
     if path.is_dir():
         cfg_file = path / CONFIG_FILE
@@ -194,7 +196,9 @@ def load_model(
     if num_frames is not None and num_frames != cfg.num_frames:
         logger.warning(
             "interpolating the temporal position embedding of %s from %d to %d frames",
-            path, cfg.num_frames, num_frames,
+            path,
+            cfg.num_frames,
+            num_frames,
         )
         sd = interpolate_frames(sd, num_frames)
         cfg = cfg.replace(num_frames=num_frames)
@@ -202,7 +206,9 @@ def load_model(
     if image_size is not None and image_size != cfg.image_size:
         logger.warning(
             "interpolating the spatial position embedding of %s from %d to %d px",
-            path, cfg.image_size, image_size,
+            path,
+            cfg.image_size,
+            image_size,
         )
         sd = interpolate_image_size(sd, image_size, cfg.patch_size)
         cfg = cfg.replace(image_size=image_size)

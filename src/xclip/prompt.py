@@ -22,7 +22,10 @@ class PromptGeneratorLayer(nn.Module):
         self.norm1 = nn.LayerNorm(width)
         self.norm3 = nn.LayerNorm(width)
         self.mlp = nn.Sequential(
-            nn.Linear(width, 4 * width), QuickGELU(), nn.Dropout(dropout), nn.Linear(4 * width, width)
+            nn.Linear(width, 4 * width),
+            QuickGELU(),
+            nn.Dropout(dropout),
+            nn.Linear(4 * width, width),
         )
 
     def forward(self, x: torch.Tensor, visual: torch.Tensor) -> torch.Tensor:

@@ -112,7 +112,10 @@ class Tokenizer:
         return raw.decode("utf-8", errors="replace").replace("</w>", " ").strip()
 
     def __call__(
-        self, texts: str | Sequence[str], context_length: int = CONTEXT_LENGTH, truncate: bool = True
+        self,
+        texts: str | Sequence[str],
+        context_length: int = CONTEXT_LENGTH,
+        truncate: bool = True,
     ) -> torch.Tensor:
         """Tokenise ``texts`` into ``LongTensor [K, context_length]`` (zero padded).
 

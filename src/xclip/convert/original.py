@@ -30,7 +30,12 @@ def infer_config(sd: StateDict, **overrides) -> XCLIPConfig:
     Widths, depths, patch size, image size, frames and the presence of the X-CLIP modules come from
     the shapes; head counts follow the original rule ``width // 64`` unless given in ``overrides``.
     """
-    required = ("visual.conv1.weight", "visual.positional_embedding", "text_projection", "ln_final.weight")
+    required = (
+        "visual.conv1.weight",
+        "visual.positional_embedding",
+        "text_projection",
+        "ln_final.weight",
+    )
     missing = [k for k in required if k not in sd]
     if missing:
         raise ValueError(
@@ -73,7 +78,9 @@ def interpolate_frames(sd: dict[str, torch.Tensor], num_frames: int) -> dict[str
     if key not in sd or sd[key].shape[1] == num_frames:
         return sd
     pos = sd[key]  # [1, T, C]
-    new = F.interpolate(pos.float().transpose(1, 2), size=num_frames, mode="linear", align_corners=True)
+    new = F.interpolate(
+        pos.float().transpose(1, 2), size=num_frames, mode="linear", align_corners=True
+    )
     sd = dict(sd)
     sd[key] = new.transpose(1, 2).to(pos.dtype).contiguous()
     return sd

@@ -9,13 +9,20 @@ HELP = "list the registered architectures and their sizes"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--params", action="store_true", help="also build each model to count parameters (slow for L/14)")
+    p.add_argument(
+        "--params",
+        action="store_true",
+        help="also build each model to count parameters (slow for L/14)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     import xclip
 
-    print(f"{'architecture':<20} {'frames':>6} {'size':>5} {'patch':>5} {'width':>5} {'layers':>6} {'embed':>5}" + ("   params" if args.params else ""))
+    print(
+        f"{'architecture':<20} {'frames':>6} {'size':>5} {'patch':>5} {'width':>5} {'layers':>6} {'embed':>5}"
+        + ("   params" if args.params else "")
+    )
     for name in xclip.list_models():
         c = xclip.get_config(name)
         line = f"{name:<20} {c.num_frames:>6} {c.image_size:>5} {c.patch_size:>5} {c.vision_width:>5} {c.vision_layers:>6} {c.embed_dim:>5}"
