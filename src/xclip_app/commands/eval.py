@@ -51,14 +51,13 @@ def parse_views(text: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import xclip
     from xclip_app.train import distributed as D
     from xclip_app.train.classifier import load_classifier
     from xclip_app.train.cli_common import init_distributed
     from xclip_app.train.config import check_paths, load_config
     from xclip_app.train.engine import autocast_ctx, build_eval_loader, resolve_precision
     from xclip_app.train.evaluate import evaluate, format_result, write_report
-
-    import xclip
 
     overrides = list(args.overrides)
     for flag, key in (
@@ -100,12 +99,20 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
         if info.is_main:
             ckpt = Path(args.checkpoint)
-            out = Path(args.out) if args.out else (
-                ckpt / f"eval_{t.num_clips}x{t.num_crops}" if ckpt.is_dir() else Path("runs/eval")
+            out = (
+                Path(args.out)
+                if args.out
+                else (
+                    ckpt / f"eval_{t.num_clips}x{t.num_crops}"
+                    if ckpt.is_dir()
+                    else Path("runs/eval")
+                )
             )
             write_report(res, out, names, [e.path for e in loader.dataset.entries])
             print(format_result(res))
-            print(f"report: {out} (metrics.json, per_class.csv, confusion.{{npy,csv,png}}, predictions.csv)")
+            print(
+                f"report: {out} (metrics.json, per_class.csv, confusion.{{npy,csv,png}}, predictions.csv)"
+            )
         return 0
     finally:
         D.cleanup()

@@ -100,7 +100,13 @@ def restore_rng(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
     np.random.set_state(
-        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+        (
+            "MT19937",
+            n["keys"].numpy().astype(np.uint32),
+            n["pos"],
+            n["has_gauss"],
+            n["cached_gaussian"],
+        )
     )
     v, internal, gauss = state["python"]
     random.setstate((v, tuple(internal), gauss))
@@ -136,7 +142,9 @@ def _save_weights(classifier, out: Path) -> None:
 
     xclip.save_model(classifier.model, out)
     if classifier.head is not None:
-        save_safetensors(classifier.head.state_dict(), out / HEAD_WEIGHTS, metadata={"format": "pt"})
+        save_safetensors(
+            classifier.head.state_dict(), out / HEAD_WEIGHTS, metadata={"format": "pt"}
+        )
 
 
 def write_checkpoint(
@@ -155,7 +163,9 @@ def write_checkpoint(
         _save_weights(classifier, tmp)
         state = {"format": FORMAT, "format_version": FORMAT_VERSION, **train_state}
         torch.save(state, tmp / TRAIN_STATE)
-        save_json({**meta, "epoch": position.epoch, "iteration": position.iteration}, tmp / "meta.json")
+        save_json(
+            {**meta, "epoch": position.epoch, "iteration": position.iteration}, tmp / "meta.json"
+        )
 
     _atomic_dir(final, fill)
     for stale in ckpt_root.glob(".tmp-*"):

@@ -1,7 +1,7 @@
 """What the trainer optimises: an X-CLIP scored against class texts, or (the paper's "w/o text"
 ablation) a linear classifier on the video embedding.
 
-:class:`VideoClassifier` is the module handed to DDP. ``forward(video, text_features=...)`` uses
+:class:`TrainableClassifier` is the module handed to DDP. ``forward(video, text_features=...)`` uses
 precomputed class-text features (text tower frozen); ``forward(video, tokens=...)`` runs the text
 tower inside the forward pass, so its gradients flow (and are synchronised) when it is trained.
 """
@@ -18,10 +18,10 @@ import xclip
 
 log = logging.getLogger(__name__)
 
-__all__ = ["VideoClassifier", "build_classifier", "load_classifier"]
+__all__ = ["TrainableClassifier", "build_classifier", "load_classifier"]
 
 
-class VideoClassifier(nn.Module):
+class TrainableClassifier(nn.Module):
     """``model`` (X-CLIP) plus an optional linear ``head`` ``[C -> K]``.
 
     Parameter names are ``model.<original X-CLIP name>`` and ``head.{weight,bias}``; the
@@ -70,7 +70,7 @@ class VideoClassifier(nn.Module):
             self.model.train(was_training)
 
 
-def build_classifier(cfg, num_classes: int) -> VideoClassifier:
+def build_classifier(cfg, num_classes: int) -> TrainableClassifier:
     """The model a :class:`~xclip_app.train.config.RunConfig` describes, initialised as it says."""
     m = cfg.model
     overrides = dict(
@@ -82,7 +82,10 @@ def build_classifier(cfg, num_classes: int) -> VideoClassifier:
     if m.init_from:
         model = xclip.load_model(m.init_from, attn_impl=m.attn_impl)
         arch_cfg = xclip.get_config(m.arch)
-        if model.cfg.num_frames != arch_cfg.num_frames or model.cfg.image_size != arch_cfg.image_size:
+        if (
+            model.cfg.num_frames != arch_cfg.num_frames
+            or model.cfg.image_size != arch_cfg.image_size
+        ):
             raise ValueError(
                 f"model.init_from={m.init_from} is a {model.cfg.num_frames}-frame "
                 f"{model.cfg.image_size}px model but model.arch={m.arch} has "
@@ -102,7 +105,7 @@ def build_classifier(cfg, num_classes: int) -> VideoClassifier:
                 m.arch,
             )
     head = num_classes if m.head == "linear" else None
-    return VideoClassifier(model, head)
+    return TrainableClassifier(model, head)
 
 
 def _rebuild_with(model: xclip.XCLIP, overrides: dict) -> xclip.XCLIP:
@@ -117,7 +120,7 @@ def _rebuild_with(model: xclip.XCLIP, overrides: dict) -> xclip.XCLIP:
     return new
 
 
-def load_classifier(path: str | Path, num_classes: int | None = None) -> VideoClassifier:
+def load_classifier(path: str | Path, num_classes: int | None = None) -> TrainableClassifier:
     """A trained classifier from a checkpoint/model directory (its ``head.safetensors`` if any),
     any checkpoint :func:`xclip.load_model` reads, or ``ARCH.TAG`` released weights."""
     from xclip.checkpoint import read_safetensors
@@ -134,7 +137,7 @@ def load_classifier(path: str | Path, num_classes: int | None = None) -> VideoCl
                 f"{path} has a linear head for {k} classes but the label list has {num_classes}; "
                 "a linear head cannot classify other label sets (use a text-head model)"
             )
-        clf = VideoClassifier(model, k)
+        clf = TrainableClassifier(model, k)
         clf.head.load_state_dict(sd)
         return clf
-    return VideoClassifier(model)
+    return TrainableClassifier(model)

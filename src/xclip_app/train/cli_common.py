@@ -20,9 +20,7 @@ def add_config_arguments(p: argparse.ArgumentParser, required: bool = True) -> N
         help="dotted overrides applied after the recipe, e.g. train.lr=8e-6 data.root=/data/k400",
     )
     p.add_argument("--output", help="run folder (sets output.dir)")
-    p.add_argument(
-        "--device", choices=["cpu", "cuda"], help="default: cuda if available, else cpu"
-    )
+    p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda if available, else cpu")
 
 
 def config_from_args(args: argparse.Namespace, extra: list[str] | None = None) -> RunConfig:

@@ -56,7 +56,9 @@ class DataConfig:
     """Where the videos and their annotations are (original ``DATA.*``)."""
 
     root: str = ""  # video folder or uncompressed .tar ("" = paths in the lists are used as given)
-    train_file: str = ""  # annotation list "relative/path.mp4 label" (or a video CSV / class folder)
+    train_file: str = (
+        ""  # annotation list "relative/path.mp4 label" (or a video CSV / class folder)
+    )
     val_file: str = ""
     label_list: str = ""  # labels CSV "id,name"; the text of class i is row i's name
     num_classes: int | None = None  # checked against label_list when set (original NUM_CLASSES)
@@ -304,7 +306,9 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
                 return _convert(value, a, key)
             except ConfigError as e:
                 errors.append(str(e))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: {value!r} is not {_type_name(tp)}")
+        raise ConfigError(
+            errors[0] if len(errors) == 1 else f"{key}: {value!r} is not {_type_name(tp)}"
+        )
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{key} must be a mapping of {tp.__name__} keys, got {value!r}")
@@ -315,8 +319,13 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         args = get_args(tp)
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):
-                raise ConfigError(f"{key} must have {len(args)} items ({_type_name(tp)}), got {value!r}")
-            return tuple(_convert(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+                raise ConfigError(
+                    f"{key} must have {len(args)} items ({_type_name(tp)}), got {value!r}"
+                )
+            return tuple(
+                _convert(v, a, f"{key}[{i}]")
+                for i, (v, a) in enumerate(zip(value, args, strict=False))
+            )
         inner = args[0] if args else Any
         items = [_convert(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
@@ -367,9 +376,7 @@ def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
             f"unknown config key {where!r}{hint}; valid keys{' of ' + prefix if prefix else ''}: "
             f"{', '.join(names)}"
         )
-    kwargs = {
-        k: _convert(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in values.items()
-    }
+    kwargs = {k: _convert(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in values.items()}
     return cls(**kwargs)
 
 
@@ -410,7 +417,9 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 def parse_override(item: str) -> tuple[list[str], Any]:
     """``"train.lr=8e-6"`` -> ``(["train", "lr"], 8e-06)`` (the value is read as YAML)."""
     if "=" not in item:
-        raise ConfigError(f"override {item!r} must look like section.key=value (e.g. train.lr=8e-6)")
+        raise ConfigError(
+            f"override {item!r} must look like section.key=value (e.g. train.lr=8e-6)"
+        )
     key, _, text = item.partition("=")
     key = key.strip().lstrip("-")
     parts = [p for p in key.split(".")]
@@ -427,13 +436,36 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
     raw = dict(raw)
     for item in overrides:
         parts, value = parse_override(item)
-        node = raw
-        for p in parts[:-1]:
+        node: Any = raw
+        for depth, p in enumerate(parts):
+            last = depth == len(parts) - 1
+            if isinstance(node, list):  # protocol.eval_sets.0.val_file
+                if not p.isdigit() or int(p) >= len(node):
+                    raise ConfigError(
+                        f"override {item!r}: {'.'.join(parts[:depth])} has {len(node)} items, "
+                        f"{p!r} is not an index of it"
+                    )
+                if last:
+                    node[int(p)] = value
+                    break
+                nxt = node[int(p)]
+                nxt = (
+                    dict(nxt)
+                    if isinstance(nxt, dict)
+                    else list(nxt)
+                    if isinstance(nxt, list)
+                    else {}
+                )
+                node[int(p)] = nxt
+                node = nxt
+                continue
+            if last:
+                node[p] = value
+                break
             nxt = node.get(p)
-            nxt = dict(nxt) if isinstance(nxt, dict) else {}
+            nxt = dict(nxt) if isinstance(nxt, dict) else list(nxt) if isinstance(nxt, list) else {}
             node[p] = nxt
             node = nxt
-        node[parts[-1]] = value
     return raw
 
 

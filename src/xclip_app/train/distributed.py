@@ -17,7 +17,15 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "all_gather_objects", "all_reduce_sum", "barrier", "cleanup", "init", "seed_all"]
+__all__ = [
+    "DistInfo",
+    "all_gather_objects",
+    "all_reduce_sum",
+    "barrier",
+    "cleanup",
+    "init",
+    "seed_all",
+]
 
 
 @dataclass

@@ -30,13 +30,19 @@ import torch
 from torch.utils.data import Sampler
 
 import xclip
-from xclip.data.datasets import VideoDataLoader, VideoDataset, build_dataloader, collate_videos, seed_worker
+from xclip.data.datasets import (
+    VideoDataLoader,
+    VideoDataset,
+    build_dataloader,
+    collate_videos,
+    seed_worker,
+)
 from xclip.data.mixup import CutmixMixupBlending, smoothed_one_hot, soft_target_cross_entropy
 from xclip.data.transforms import TrainTransform
 
 from . import checkpointing as C
 from . import distributed as D
-from .classifier import VideoClassifier, build_classifier
+from .classifier import build_classifier
 from .config import RunConfig, check_paths, save_config
 from .evaluate import EvalResult, evaluate, format_result, write_report
 from .optim import build_optimizer, freeze_text
@@ -59,7 +65,9 @@ class ResumableSampler(Sampler[int]):
     to a multiple of the world size, rank ``r`` takes ``r::world``) that can start an epoch at a
     given position, so a mid-epoch resume sees exactly the remaining samples."""
 
-    def __init__(self, n: int, world_size: int = 1, rank: int = 0, seed: int = 0, shuffle: bool = True):
+    def __init__(
+        self, n: int, world_size: int = 1, rank: int = 0, seed: int = 0, shuffle: bool = True
+    ):
         self.n, self.world, self.rank, self.seed, self.shuffle = n, world_size, rank, seed, shuffle
         self.epoch = 0
         self.start = 0  # samples of this rank to skip in the next pass (reset after it)
@@ -153,7 +161,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
             return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         return "fp32"
     if precision == "fp16" and device.type != "cuda":
-        raise ValueError("train.precision=fp16 needs a GPU (its GradScaler); use bf16 or fp32 on CPU")
+        raise ValueError(
+            "train.precision=fp16 needs a GPU (its GradScaler); use bf16 or fp32 on CPU"
+        )
     return precision
 
 
@@ -181,7 +191,7 @@ class MetricsLog:
                 self.tb = SummaryWriter(str(run_dir / "tensorboard"))
             except ImportError:
                 log.info("tensorboard is not installed; metrics go to %s only", self.path)
-        self._f = open(self.path, "a", encoding="utf-8") if enabled else None
+        self._f = open(self.path, "a", encoding="utf-8") if enabled else None  # noqa: SIM115
 
     def write(self, row: dict[str, Any], step: int | None = None) -> None:
         if not self.enabled:
@@ -191,7 +201,11 @@ class MetricsLog:
         if self.tb is not None and step is not None:
             kind = row.get("kind", "")
             for k, v in row.items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("epoch", "iter", "step"):
+                if (
+                    isinstance(v, (int, float))
+                    and not isinstance(v, bool)
+                    and k not in ("epoch", "iter", "step")
+                ):
                     self.tb.add_scalar(f"{kind}/{k}", v, step)
 
     def close(self) -> None:
@@ -226,7 +240,11 @@ class TrainSummary:
         for h in self.history:
             lines.append(
                 f"{h['epoch']:>5}  {h['loss']:>8.4f}  {h['lr']:>9.2e}  "
-                + (f"{h['top1']:>7.2f}  {h['top5']:>7.2f}" if "top1" in h else f"{'-':>7}  {'-':>7}")
+                + (
+                    f"{h['top1']:>7.2f}  {h['top5']:>7.2f}"
+                    if "top1" in h
+                    else f"{'-':>7}  {'-':>7}"
+                )
                 + f"  {h['clips_per_s']:>8.1f}  {_fmt_time(h['seconds']):>8}"
             )
         lines.append(
@@ -423,7 +441,9 @@ class Trainer:
         self.best_epoch = int(state.get("best_epoch", -1))
         self.history = list(state.get("history", []))
         self._last_good = ckpt
-        log.info("resumed from %s: epoch %d, iteration %d", ckpt, self.start.epoch, self.start.iteration)
+        log.info(
+            "resumed from %s: epoch %d, iteration %d", ckpt, self.start.epoch, self.start.iteration
+        )
 
     # -- checkpoints ------------------------------------------------------------------------------
     def _save(self, pos: C.Position, extra_meta: dict[str, Any] | None = None) -> None:
@@ -442,7 +462,11 @@ class Trainer:
                 "history": self.history,
                 "world_size": self.info.world_size,
             }
-            meta = {"arch": self.cfg.model.arch, "world_size": self.info.world_size, **(extra_meta or {})}
+            meta = {
+                "arch": self.cfg.model.arch,
+                "world_size": self.info.world_size,
+                **(extra_meta or {}),
+            }
             path = C.write_checkpoint(
                 self.run_dir, self.classifier, pos, state, meta, self.cfg.output.keep_last
             )
@@ -506,8 +530,12 @@ class Trainer:
                     loss = self._forward_loss(clips, target.float())
                     self.scaler.scale(loss / accum).backward()
                 # the loss all ranks agree on: the mean over the global batch
-                stat = torch.stack([loss.detach().double().cpu(), torch.ones((), dtype=torch.float64)])
-                stat = D.all_reduce_sum(stat.to(self.device) if info.backend == "nccl" else stat).cpu()
+                stat = torch.stack(
+                    [loss.detach().double().cpu(), torch.ones((), dtype=torch.float64)]
+                )
+                stat = D.all_reduce_sum(
+                    stat.to(self.device) if info.backend == "nccl" else stat
+                ).cpu()
                 loss_val = float(stat[0] / stat[1])
                 if not math.isfinite(loss_val):
                     last = self._last_good
@@ -521,7 +549,9 @@ class Trainer:
                 if step_now:
                     if cfg.train.clip_grad_norm:
                         self.scaler.unscale_(self.optimizer)
-                        torch.nn.utils.clip_grad_norm_(self.classifier.parameters(), cfg.train.clip_grad_norm)
+                        torch.nn.utils.clip_grad_norm_(
+                            self.classifier.parameters(), cfg.train.clip_grad_norm
+                        )
                     self.scaler.step(self.optimizer)
                     self.scaler.update()
                     self.optimizer.zero_grad(set_to_none=True)
@@ -607,9 +637,14 @@ class Trainer:
                             )  # fmt: skip
                     log.info("max accuracy: %.2f%% (epoch %d)", self.best_top1, self.best_epoch)
                 self.history.append(row)
-                self.metrics.write({"kind": "epoch", **row}, step=(epoch + 1) * self.iters_per_epoch)
+                self.metrics.write(
+                    {"kind": "epoch", **row}, step=(epoch + 1) * self.iters_per_epoch
+                )
                 if (epoch + 1) % cfg.output.save_freq == 0 or last:
-                    self._save(C.Position(epoch + 1, 0), {"loss": row["loss"], **{k: row[k] for k in ("top1", "top5") if k in row}})
+                    self._save(
+                        C.Position(epoch + 1, 0),
+                        {"loss": row["loss"], **{k: row[k] for k in ("top1", "top5") if k in row}},
+                    )
             final = None
             if cfg.test.final_eval:
                 final = self.final_evaluation()
@@ -653,10 +688,15 @@ class Trainer:
 
 
 def _add_file_log(path: Path) -> None:
+    """Log to ``RUN/log_rank{r}.txt``; replaces the file handler of a previous run in this process
+    (the few-shot protocol trains several runs in one process)."""
     root = logging.getLogger()
-    if any(isinstance(h, logging.FileHandler) and h.baseFilename == str(path.resolve()) for h in root.handlers):
-        return
+    for h in list(root.handlers):
+        if getattr(h, "_xclip_run_log", False):
+            root.removeHandler(h)
+            h.close()
     h = logging.FileHandler(path, encoding="utf-8")
+    h._xclip_run_log = True
     h.setFormatter(logging.Formatter("[%(asctime)s %(name)s] %(levelname)s %(message)s"))
     root.addHandler(h)
     if root.level > logging.INFO or root.level == logging.NOTSET:

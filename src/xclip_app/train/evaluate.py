@@ -89,7 +89,7 @@ def evaluate(
     num_classes: int,
     *,
     text_features: torch.Tensor | None = None,
-    device: torch.device = torch.device("cpu"),
+    device: torch.device | None = None,
     autocast: contextlib.AbstractContextManager | None = None,
     progress: bool = False,
     desc: str = "eval",
@@ -99,6 +99,7 @@ def evaluate(
     Views are forwarded one at a time (``[B, T, 3, H, W]``), as the original does, so memory does
     not grow with the number of views.
     """
+    device = device or torch.device("cpu")
     was_training = classifier.training
     classifier.eval()
     t0 = time.perf_counter()
@@ -197,7 +198,9 @@ def _confusion_png(conf: np.ndarray, class_names: list[str], path: Path) -> None
 
     cell = max(1, min(16, 800 // max(k, 1)))
     # a small viridis-like ramp: dark purple -> teal -> yellow
-    stops = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], float)
+    stops = np.array(
+        [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], float
+    )
     x = norm.clip(0, 1) * (len(stops) - 1)
     lo = np.floor(x).astype(int).clip(0, len(stops) - 2)
     frac = (x - lo)[..., None]
@@ -220,7 +223,7 @@ def write_report(
     with open(out / "confusion.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["true \\ predicted", *class_names])
-        for name, row in zip(class_names, conf):
+        for name, row in zip(class_names, conf, strict=False):
             w.writerow([name, *row.tolist()])
     _confusion_png(conf, class_names, out / "confusion.png")
     support = conf.sum(1)
@@ -234,7 +237,9 @@ def write_report(
         np.add.at(top5_hits, result.labels, hit.astype(np.int64))
     with open(out / "per_class.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["id", "name", "samples", "correct", "top1", "top5", "precision", "most_confused_with"])
+        w.writerow(
+            ["id", "name", "samples", "correct", "top1", "top5", "precision", "most_confused_with"]
+        )
         for i, name in enumerate(class_names):
             row = conf[i].copy()
             row[i] = 0
@@ -254,7 +259,7 @@ def write_report(
     with open(out / "predictions.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["index", "path", "label", "prediction", "score"])
-        for i, lab, p in zip(result.indices, result.labels, result.probs):
+        for i, lab, p in zip(result.indices, result.labels, result.probs, strict=False):
             pred = int(p.argmax())
             w.writerow(
                 [int(i), paths[int(i)] if paths else "", int(lab), pred, f"{float(p[pred]):.5f}"]

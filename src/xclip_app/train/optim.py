@@ -7,7 +7,8 @@
   ``clip`` (names without ``prompts``, ``mit``, ``message_``; the pretrained towers) at the base LR,
   and ``message_`` / ``mit`` / ``prompts`` at ``new_module_lr_mult`` (10) x the base LR. The
   linear head of the "w/o text" ablation (``head.``, not in the original) is a new module too.
-* No weight decay on 1-D parameters, names ending in ``.bias`` and names containing
+* No weight decay on 1-D parameters (not the 0-D ``logit_scale``: the original tests
+  ``len(shape) == 1``), names ending in ``.bias`` and names containing
   ``positional_embedding``.
 
 Names are those of :class:`xclip.XCLIP` (the original's), optionally behind a prefix such as
@@ -39,7 +40,9 @@ def freeze_text(model: nn.Module) -> list[str]:
 
 
 def _no_decay(name: str, p: torch.Tensor) -> bool:
-    return p.ndim <= 1 or name.endswith(".bias") or any(k in name for k in NO_DECAY_KEYWORDS)
+    # ndim == 1 exactly as the original's len(shape) == 1: the 0-D logit_scale *is* decayed when
+    # the text side is trained (fix_text=False)
+    return p.ndim == 1 or name.endswith(".bias") or any(k in name for k in NO_DECAY_KEYWORDS)
 
 
 def _group_of(name: str) -> str:

@@ -73,13 +73,18 @@ class CosineWarmupSchedule:
         self._set(init)
 
     def _set(self, lrs: list[float]) -> None:
-        for g, lr in zip(self.optimizer.param_groups, lrs):
+        for g, lr in zip(self.optimizer.param_groups, lrs, strict=False):
             g["lr"] = lr
 
     def lrs_at(self, t: int) -> list[float]:
         return [
             cosine_lr(
-                t, base, self.t_initial, self.lr_min, self.warmup_t, self.warmup_lr_init,
+                t,
+                base,
+                self.t_initial,
+                self.lr_min,
+                self.warmup_t,
+                self.warmup_lr_init,
                 self.warmup_prefix,
             )  # fmt: skip
             for base in self.base_lrs
@@ -108,11 +113,13 @@ class CosineWarmupSchedule:
                     "the checkpoint; resume with the same config"
                 )
         self.base_lrs = [float(v) for v in state["base_lrs"]]
-        for g, base in zip(self.optimizer.param_groups, self.base_lrs):
+        for g, base in zip(self.optimizer.param_groups, self.base_lrs, strict=False):
             g["initial_lr"] = base
         t = int(state["last_t"])
         if t >= 0:
             self.step_update(t)
         else:
             self.last_t = None
-            self._set([self.warmup_lr_init] * len(self.base_lrs) if self.warmup_t else self.base_lrs)
+            self._set(
+                [self.warmup_lr_init] * len(self.base_lrs) if self.warmup_t else self.base_lrs
+            )
