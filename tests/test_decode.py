@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -491,3 +492,26 @@ def test_multi_slice_h264_decodes_exactly(tmp_path):
         idx = [3, 17, 44, 0]
         frames = reader.get_frames(idx)
     assert [read_frame_index(f) for f in frames] == idx
+
+
+def test_synthetic_h264_encoder_threads_are_fixed(tmp_path):
+    """write_video pins x264 to one thread: the stream structure (no slices) does not depend on the
+    CPUs x264 sees, as it otherwise does (2 slices per frame on 2 cores, 1 under taskset)."""
+    import os
+    import re
+
+    from xclip.data.synthetic import make_indexed_clip
+
+    def x264_settings(path) -> str:
+        info = re.search(rb"x264 - core.*?options: ([^\x00]*)", Path(path).read_bytes())
+        return info.group(1).decode()
+
+    a = make_indexed_clip(tmp_path / "a.mp4", 40, size=(160, 120))
+    cpus = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(cpus)})
+        b = make_indexed_clip(tmp_path / "b.mp4", 40, size=(160, 120))
+    finally:
+        os.sched_setaffinity(0, cpus)
+    assert x264_settings(a) == x264_settings(b)
+    assert "threads=1 " in x264_settings(a) and "sliced_threads=0" in x264_settings(a)

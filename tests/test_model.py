@@ -285,3 +285,17 @@ def test_torch_compile():
         out2 = compiled(v, tokens)
     torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(out2, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_register_and_unregister_model():
+    cfg = xclip.get_config("xclip_test").replace(num_frames=2)
+    xclip.register_model("xclip_test_2f", cfg)
+    try:
+        assert xclip.create_model("xclip_test_2f").cfg.num_frames == 2
+        with pytest.raises(ValueError, match="already registered"):
+            xclip.register_model("xclip_test_2f", cfg)
+    finally:
+        xclip.unregister_model("xclip_test_2f")
+    assert "xclip_test_2f" not in xclip.list_models()
+    with pytest.raises(ValueError, match="built-in"):
+        xclip.unregister_model("xclip_b32_8f")

@@ -16,6 +16,7 @@ from .config import (
     get_config,
     list_models,
     register_model,
+    unregister_model,
 )
 from .factory import create_model, load_model, save_model
 from .inference import (
@@ -61,4 +62,5 @@ __all__ = [
     "save_model",
     "search",
     "tokenize",
+    "unregister_model",
 ]

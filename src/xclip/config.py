@@ -182,6 +182,9 @@ _ARCHS: dict[str, XCLIPConfig] = {
 }
 
 
+_BUILTIN = frozenset(_ARCHS)
+
+
 def list_models() -> list[str]:
     """Names of the registered architectures."""
     return list(_ARCHS)
@@ -206,3 +209,12 @@ def register_model(name: str, cfg: XCLIPConfig, *, overwrite: bool = False) -> N
     if name in _ARCHS and not overwrite:
         raise ValueError(f"model {name!r} is already registered; pass overwrite=True to replace it")
     _ARCHS[name] = cfg
+
+
+def unregister_model(name: str) -> None:
+    """Remove an architecture added with :func:`register_model` (the built-in ones stay)."""
+    if name in _BUILTIN:
+        raise ValueError(f"{name!r} is a built-in architecture and cannot be unregistered")
+    if name not in _ARCHS:
+        raise unknown_name_error("model", name, list_models())
+    del _ARCHS[name]

@@ -190,6 +190,10 @@ def write_video(
         params = f"keyint={gop}:min-keyint={gop}:scenecut=0"
         if bframes is not None:
             params += f":bframes={bframes}"
+        # One encoder thread: x264/x265 pick their threading (and sliced threads, which change
+        # the stream's structure: 2 slices per frame on 2 cores, 1 under taskset) from the CPUs
+        # they see; a fixed count makes the written stream independent of the machine.
+        params += ":threads=1" if encoder == "libx264" else ":pools=1:frame-threads=1"
         options = {"crf": str(crf), "preset": preset}
         options["x264-params" if encoder == "libx264" else "x265-params"] = params
     elif encoder.startswith("libvpx"):

@@ -1,0 +1,407 @@
+"""The demo's report folder: ``report.md`` (tables, the paper's numbers beside ours),
+``results.json`` (every number), PNG plots (training curves, confusion matrices).
+
+Plots use matplotlib when it is installed and a small Pillow renderer otherwise (Pillow comes
+with torchvision), so a fresh ``make demo`` always writes them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+# Paper numbers (ECCV 2022), see /SPEC.md: ablation B/16 8f on Kinetics-400, single view.
+PAPER_ABLATION = {
+    "clip_mean": 80.0,
+    "cct": 81.2,
+    "mit": 81.7,
+    "xclip": 82.3,
+}
+PAPER_MULTIVIEW = {"1x1": 82.3, "4x3": 83.8}
+PAPER_FEWSHOT_HMDB = {2: 53.0, 4: 57.3, 8: 62.8, 16: 64.0}
+PAPER_FEWSHOT_UCF = {2: 76.4, 4: 83.4, 8: 88.3, 16: 91.4}
+PAPER_ZEROSHOT = {"HMDB-51": "44.6 ± 5.2", "UCF-101": "72.0 ± 2.3", "K600": "65.2 ± 0.4"}
+
+_PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+            (140, 86, 75), (227, 119, 194), (127, 127, 127)]  # fmt: skip
+
+
+def _ms(values: list[float]) -> tuple[float, float]:
+    a = np.asarray(values, float)
+    return float(a.mean()), float(a.std()) if len(a) > 1 else 0.0
+
+
+def _fmt(m: float, s: float, n: int) -> str:
+    return f"{m:.1f} ± {s:.1f}" if n > 1 else f"{m:.1f}"
+
+
+# --- plots ------------------------------------------------------------------------------------
+
+
+def _smooth(y: np.ndarray, k: int) -> np.ndarray:
+    if len(y) < k or k <= 1:
+        return y
+    kern = np.ones(k) / k
+    pad = np.concatenate([np.full(k // 2, y[0]), y, np.full(k - 1 - k // 2, y[-1])])
+    return np.convolve(pad, kern, mode="valid")
+
+
+def plot_lines(path: Path, series: dict[str, tuple[list[float], list[float]]], title: str,
+               xlabel: str, ylabel: str) -> Path:  # fmt: skip
+    """Line chart of named (x, y) series as a PNG."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        for name, (x, y) in series.items():
+            ax.plot(x, y, label=name)
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
+    except ImportError:
+        pass
+    from PIL import Image, ImageDraw
+
+    w, h, left, right, top, bottom = 760, 440, 60, 20, 34, 46
+    img = Image.new("RGB", (w, h), "white")
+    d = ImageDraw.Draw(img)
+    xs = [v for x, _ in series.values() for v in x]
+    ys = [v for _, y in series.values() for v in y if np.isfinite(v)]
+    if not xs or not ys:
+        img.save(path)
+        return path
+    x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
+    y0, y1 = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1
+    pad = 0.05 * (y1 - y0)
+    y0, y1 = y0 - pad, y1 + pad
+
+    def px(x: float, y: float) -> tuple[float, float]:
+        return (left + (x - x0) / (x1 - x0) * (w - left - right),
+                h - bottom - (y - y0) / (y1 - y0) * (h - top - bottom))  # fmt: skip
+
+    d.rectangle([left, top, w - right, h - bottom], outline=(0, 0, 0))
+    for i in range(6):
+        yv = y0 + (y1 - y0) * i / 5
+        _, yp = px(x0, yv)
+        d.line([left, yp, w - right, yp], fill=(225, 225, 225))
+        d.text((4, yp - 6), f"{yv:.3g}", fill=(0, 0, 0))
+        xv = x0 + (x1 - x0) * i / 5
+        xp, _ = px(xv, y0)
+        d.text((xp - 10, h - bottom + 6), f"{xv:.3g}", fill=(0, 0, 0))
+    for k, (name, (x, y)) in enumerate(series.items()):
+        col = _PALETTE[k % len(_PALETTE)]
+        pts = [px(a, b) for a, b in zip(x, y, strict=True) if np.isfinite(b)]
+        if len(pts) > 1:
+            d.line(pts, fill=col, width=2)
+        d.rectangle([left + 10, top + 8 + 14 * k, left + 22, top + 16 + 14 * k], fill=col)
+        d.text((left + 28, top + 6 + 14 * k), name, fill=(0, 0, 0))
+    d.text((left, 4), title, fill=(0, 0, 0))
+    d.text((w // 2 - 20, h - 18), xlabel, fill=(0, 0, 0))
+    d.text((4, top - 14), ylabel, fill=(0, 0, 0))
+    img.save(path)
+    return path
+
+
+def plot_confusion(path: Path, conf: np.ndarray, names: list[str], title: str) -> Path:
+    """Row-normalised confusion matrix with class names as a PNG."""
+    conf = np.asarray(conf, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        norm = np.nan_to_num(conf / conf.sum(1, keepdims=True))
+    short = [n.removeprefix("a ").replace(" object", "") for n in names]
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        k = len(names)
+        fig, ax = plt.subplots(figsize=(max(5, k * 0.22 + 3), max(5, k * 0.22 + 2)))
+        im = ax.imshow(norm, cmap="viridis", vmin=0, vmax=1)
+        ax.set_xticks(range(k), short, rotation=90, fontsize=6)
+        ax.set_yticks(range(k), short, fontsize=6)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(title, fontsize=9)
+        fig.colorbar(im, fraction=0.046)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
+    except ImportError:
+        pass
+    from PIL import Image, ImageDraw
+
+    k = len(names)
+    cell = 12
+    lab = 6 * max(len(s) for s in short) + 8
+    w = h = lab + k * cell + 10
+    img = Image.new("RGB", (w, h + 20), "white")
+    d = ImageDraw.Draw(img)
+    d.text((4, 4), title, fill=(0, 0, 0))
+    stops = np.array(
+        [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], float
+    )
+    for i in range(k):
+        d.text((4, 20 + lab + i * cell), short[i], fill=(0, 0, 0))
+        for j in range(k):
+            v = norm[i, j] * (len(stops) - 1)
+            lo = min(int(v), len(stops) - 2)
+            c = stops[lo] * (1 - (v - lo)) + stops[lo + 1] * (v - lo)
+            x, y = lab + j * cell, 20 + lab + i * cell
+            d.rectangle([x, y, x + cell - 1, y + cell - 1], fill=tuple(int(t) for t in c))
+    # column labels, written vertically
+    for j in range(k):
+        txt = Image.new("RGB", (lab, 10), "white")
+        ImageDraw.Draw(txt).text((0, 0), short[j][: lab // 6], fill=(0, 0, 0))
+        img.paste(txt.rotate(90, expand=True), (lab + j * cell + 1, 20))
+    img.save(path)
+    return path
+
+
+# --- the report -------------------------------------------------------------------------------
+
+
+def _runs_of(results: dict, variant: str) -> list[dict]:
+    return [r for k, r in results["runs"].items() if k.rsplit("_s", 1)[0] == variant]
+
+
+def write_report(out: str | Path, results: dict, table: list[dict]) -> Path:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    from .pipeline import VARIANTS
+
+    plan = results["plan"]
+    seeds = plan["seeds"]
+    main = results["runs"]["main"]
+    n_train = len(results["train_classes"])
+    held = results["data"]["heldout_classes"]
+    lines: list[str] = []
+    add = lines.append
+    add("# X-CLIP demo: the paper's story in miniature\n")
+    timings = results.get("timings", {})
+    computed = sum(t["seconds"] for t in timings.values())
+    cached = sum(1 for t in timings.values() if t["cached"])
+    add(f"Configuration `{plan['name']}`. Stages computed in {computed:.0f} s in all (sum of the "
+        f"stage times when each was computed); this invocation took {results['seconds']:.0f} s"
+        + (f" ({cached} of {len(timings)} stages from the cache)" if cached else "")
+        + ". Procedural videos (real mp4 files), a tiny CLIP pretrained here on captioned stills, "
+        "then X-CLIP through `xclip-video train` / `zeroshot` / `fewshot`. Every number below is "
+        "measured; paper numbers are Kinetics-400 (ViT-B/16) and are there for the *shape* of the "
+        "result, not its size.\n")  # fmt: skip
+    d = results["data"]
+    add(f"Data: {n_train} training classes ({d['counts']['train']} train / {d['counts']['val']} "
+        f"validation videos), {len(held)} held-out classes ({d['counts']['pool']} few-shot pool / "
+        f"{d['counts']['test']} test videos), {d['spec']['num_frames']} frames of "
+        f"{d['spec']['size']}x{d['spec']['size']} px per clip, seed {d['spec']['seed']}. "
+        f"Model `{results['arch']['name']}` (ViT with {results['arch']['vision_layers']} blocks of "
+        f"width {results['arch']['vision_width']}, {results['arch']['patch_size']} px patches, "
+        f"{results['arch']['num_frames']} frames of {results['arch']['image_size']} px).\n")  # fmt: skip
+
+    # stage 1
+    c = results["clip"]
+    acc = c["zero_shot_image_accuracy"]
+    add("## Stage 1: the image CLIP\n")
+    add(f"{c['spec']['steps']} steps of batch {c['spec']['batch_size']} on {c['spec']['images']} "
+        f"captioned stills ({c['seconds']:.0f} s). Checkpoint: {c['num_keys']} tensors in the OpenAI "
+        f"CLIP key layout (checked), loaded by stage 2 with `model.clip_weights`.\n")  # fmt: skip
+    add(
+        "| zero-shot on fresh stills | colour (5-way) | shape (3-way) | position (9-way) | motion sign (10-way) |"
+    )
+    add("|---|---|---|---|---|")
+    add(
+        f"| top-1 % | {acc['colour']:.1f} | {acc['shape']:.1f} | {acc['pos']:.1f} | {acc.get('motion', float('nan')):.1f} |\n"
+    )
+    curve = c["curve"]
+    plot_lines(out / "clip_pretraining.png",
+               {"loss": ([r["step"] for r in curve], list(_smooth(np.array([r["loss"] for r in curve]), 9)))},
+               "stage 1: CLIP contrastive loss", "step", "loss")  # fmt: skip
+    add("![stage 1 loss](clip_pretraining.png)\n")
+
+    # stage 2 main
+    add("## Fully supervised X-CLIP (paper Table 1 in miniature)\n")
+    fe = main.get("final_eval") or {}
+    add(f"Main run: `{' '.join(main['argv'][:4])} ...` (recipe `configs/demo/xclip.yaml`), seed "
+        f"{seeds[0]}, {len(main['history'])} epochs, {main['train_seconds']:.0f} s.\n")  # fmt: skip
+    add("| | views | top-1 % | top-5 % | time-reversal pairs % (chance 50) |")
+    add("|---|---|---|---|---|")
+    add(
+        f"| X-CLIP (ours) | 1x1 | {main['top1']:.1f} | {main['top5']:.1f} | {main['pair_accuracy']:.1f} |"
+    )
+    if fe:
+        add(f"| X-CLIP (ours) | {fe['views']} | {fe['top1']:.1f} | {fe['top5']:.1f} | |")
+    add(
+        f"| paper, B/16 8f, K400 | 1x1 / 4x3 | {PAPER_MULTIVIEW['1x1']} / {PAPER_MULTIVIEW['4x3']} | — / 96.7 | — |\n"
+    )
+    add(f"Chance: {100 / n_train:.1f}% top-1. Colour right in {main['colour_accuracy']:.1f}% of the "
+        f"predictions, motion type (which pair) in {main['motion_type_accuracy']:.1f}%.\n")  # fmt: skip
+    # curves
+    series_loss, series_acc = {}, {}
+    if main["curve"]:
+        series_loss["X-CLIP main run"] = ([p["step"] for p in main["curve"]],
+                                          list(_smooth(np.array([p["loss"] for p in main["curve"]]), 25)))  # fmt: skip
+    for v in plan["ablations"]:
+        r = results["runs"].get(f"{v}_s{seeds[0]}")
+        if r and r["curve"]:
+            x = [p["step"] for p in r["curve"]]
+            series_loss[VARIANTS[v][1]] = (
+                x,
+                list(_smooth(np.array([p["loss"] for p in r["curve"]]), 15)),
+            )
+    plot_lines(out / "training_loss.png", series_loss, f"video training loss (seed {seeds[0]}; ablations stop earlier)",
+               "step", "loss (soft-target CE)")  # fmt: skip
+    hist = [h for h in main["history"] if "top1" in h]
+    if hist:
+        series_acc["X-CLIP val top-1"] = ([h["epoch"] for h in hist], [h["top1"] for h in hist])
+        plot_lines(out / "validation_top1.png", series_acc, "X-CLIP validation top-1 (1 view) per epoch",
+                   "epoch", "top-1 %")  # fmt: skip
+        add("![validation accuracy](validation_top1.png)\n")
+    add("![training loss](training_loss.png)\n")
+    plot_confusion(out / "confusion_xclip.png", np.array(main["confusion"]), results["train_classes"],
+                   "X-CLIP, validation, 1 view")  # fmt: skip
+    add("![confusion matrix](confusion_xclip.png)\n")
+
+    # ablation
+    add("## Ablation (paper Table 6 in miniature)\n")
+    ab = next((r for k, r in results["runs"].items() if k != "main"), None)
+    ab_epochs = len(ab["history"]) if ab else 0
+    add(f"Same recipe, data and CLIP checkpoint for every row, a shorter budget than the main run "
+        f"({ab_epochs} epochs); seeds {', '.join(map(str, seeds))} (mean ± std over seeds, "
+        f"population std); single view, validation set.\n")  # fmt: skip
+    add("| model | top-1 % | time-reversal pairs % | paper top-1 (K400) |")
+    add("|---|---|---|---|")
+    ablation_json = {}
+    for v in plan["ablations"]:
+        rs = _runs_of(results, v)
+        if not rs:
+            continue
+        m1, s1 = _ms([r["top1"] for r in rs])
+        m2, s2 = _ms([r["pair_accuracy"] for r in rs])
+        ablation_json[v] = {"top1": [r["top1"] for r in rs], "pair_accuracy": [r["pair_accuracy"] for r in rs],
+                            "top1_mean": m1, "top1_std": s1, "pair_mean": m2, "pair_std": s2}  # fmt: skip
+        add(
+            f"| {VARIANTS[v][1]} | {_fmt(m1, s1, len(rs))} | {_fmt(m2, s2, len(rs))} | {PAPER_ABLATION[v]} |"
+        )
+    add("")
+    add(
+        "Per pair, time-reversal accuracy % (chance 50; a model blind to frame order sits at 50):\n"
+    )
+    pairs = list(main["per_pair"])
+    add("| model | " + " | ".join(pairs) + " |")
+    add("|---|" + "---|" * len(pairs))
+    for v in plan["ablations"]:
+        rs = _runs_of(results, v)
+        if rs:
+            cells = [_fmt(*_ms([r["per_pair"][p] for r in rs]), len(rs)) for p in pairs]
+            add(f"| {VARIANTS[v][1]} | " + " | ".join(cells) + " |")
+    add("")
+    results["ablation"] = ablation_json
+
+    # linear head
+    lin = results["runs"].get(f"linear_s{seeds[0]}")
+    mit = results["runs"].get(f"mit_s{seeds[0]}")
+    if lin and mit:
+        add("## Text vs no text (paper Table 8 in miniature)\n")
+        add("| classifier on the +MIT video encoder | top-1 % | time-reversal pairs % |")
+        add("|---|---|---|")
+        add(
+            f"| class-name texts (frozen CLIP text encoder) | {mit['top1']:.1f} | {mit['pair_accuracy']:.1f} |"
+        )
+        add(f"| linear head (w/o text) | {lin['top1']:.1f} | {lin['pair_accuracy']:.1f} |\n")
+        add(f"Seed {seeds[0]}, one run each. The paper reports that text helps most when data is "
+            "scarce (its Table 8 compares few-shot runs).\n")  # fmt: skip
+
+    # multi-view
+    if fe:
+        add("## Multi-view vs single view\n")
+        add("| views | ours top-1 % | paper top-1 (K400) |")
+        add("|---|---|---|")
+        add(f"| 1x1 | {main['top1']:.1f} | {PAPER_MULTIVIEW['1x1']} |")
+        add(f"| {fe['views']} | {fe['top1']:.1f} | {PAPER_MULTIVIEW['4x3']} (4x3) |\n")
+
+    # zero-shot
+    zs = results.get("zeroshot", {})
+    if zs:
+        add("## Zero-shot on held-out classes (paper Table 4 in miniature)\n")
+        add(f"{len(held)} classes never seen in video training (novel colour-motion combinations of "
+            f"known words), {zs[next(iter(zs))]['num_samples']} test videos, 1 view. "
+            f"Chance {100 / len(held):.0f}%.\n")  # fmt: skip
+        add(
+            "| model (trained on the training classes) | zero-shot top-1 % | top-5 % | time-reversal pairs % |"
+        )
+        add("|---|---|---|---|")
+        zjson = {}
+        for v in ("main", "mit", "xclip"):
+            rs = [z for k, z in zs.items() if k.rsplit("_s", 1)[0] == v]
+            if not rs:
+                continue
+            m1, s1 = _ms([z["top1"] for z in rs])
+            m5, s5 = _ms([z["top5"] for z in rs])
+            mp, sp = _ms([z["pair_accuracy"] for z in rs])
+            zjson[v] = {"top1": [z["top1"] for z in rs], "top1_mean": m1, "top1_std": s1}
+            label = {"main": "X-CLIP, main run", "xclip": "X-CLIP (prompts), ablation budget",
+                     "mit": "no prompts (+MIT), ablation budget"}[v]  # fmt: skip
+            add(
+                f"| {label} | {_fmt(m1, s1, len(rs))} | {_fmt(m5, s5, len(rs))} | {_fmt(mp, sp, len(rs))} |"
+            )
+        add(
+            f"| paper, B/16 32f: HMDB-51 / UCF-101 / K600 | {' / '.join(PAPER_ZEROSHOT.values())} | | |\n"
+        )
+        results["zeroshot_summary"] = zjson
+        zmain = zs.get("main")
+        if zmain:
+            plot_confusion(out / "confusion_zeroshot.png", np.array(zmain["confusion"]), held,
+                           "X-CLIP zero-shot, held-out classes")  # fmt: skip
+            add("![zero-shot confusion](confusion_zeroshot.png)\n")
+
+    # few-shot
+    few = results.get("fewshot")
+    if few:
+        add("## Few-shot on the held-out classes (paper Table 3 in miniature)\n")
+        add("K videos per class, trained from the stage-1 CLIP checkpoint (not from the video "
+            "model), tested on the held-out test videos.\n")  # fmt: skip
+        add(f"| K | ours top-1 % (chance {100 / len(held):.0f}) | paper HMDB-51 | paper UCF-101 |")
+        add("|---|---|---|---|")
+        for row in few["results"]:
+            add(
+                f"| {row['k']} | {row['top1']:.1f} | {PAPER_FEWSHOT_HMDB.get(row['k'], '—')} | "
+                f"{PAPER_FEWSHOT_UCF.get(row['k'], '—')} |"
+            )
+        add("")
+
+    # timings
+    add("## Stage timings\n")
+    add("| stage | seconds | cached |")
+    add("|---|---|---|")
+    for k, t in results.get("timings", {}).items():
+        add(f"| {k} | {t['seconds']:.1f} | {'yes' if t['cached'] else 'no'} |")
+    add("")
+    (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (out / "results.json").write_text(
+        json.dumps(results, indent=1, default=str) + "\n", encoding="utf-8"
+    )
+    return out / "report.md"
+
+
+def summary_lines(results: dict) -> list[str]:
+    """A few lines for the console at the end of the demo."""
+    main = results["runs"]["main"]
+    out = [
+        f"X-CLIP top-1 {main['top1']:.1f}% (1 view), time-reversal pairs {main['pair_accuracy']:.1f}%"
+    ]
+    abl = results.get("ablation", {})
+    if abl:
+        out.append(
+            "ablation top-1: " + ", ".join(f"{k} {v['top1_mean']:.1f}" for k, v in abl.items())
+        )
+    return out

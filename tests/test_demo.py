@@ -1,0 +1,201 @@
+"""The demo benchmark: generator unit tests (fast) and the CI configuration end to end (slow)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from xclip_app.demo import world
+from xclip_app.demo.generate import DataSpec, class_table, generate_dataset
+
+
+def test_clip_rendering_is_deterministic():
+    p1 = world.sample_clip_params(np.random.default_rng(5), 0, "red")
+    p2 = world.sample_clip_params(np.random.default_rng(5), 0, "red")
+    assert p1 == p2
+    a = world.render_clip(p1, np.random.default_rng(1), 16, 48)
+    b = world.render_clip(p2, np.random.default_rng(1), 16, 48)
+    assert a.dtype == np.uint8 and a.shape == (16, 48, 48, 3)
+    np.testing.assert_array_equal(a, b)
+    c = world.render_clip(p1, np.random.default_rng(2), 16, 48)
+    assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("pair", range(len(world.PAIRS)))
+def test_every_motion_changes_the_frames(pair):
+    rng = np.random.default_rng(pair)
+    frames = world.render_clip(world.sample_clip_params(rng, pair, "blue", 0.0), rng, 16, 48)
+    first, last = frames[0].astype(int), frames[-1].astype(int)
+    assert np.abs(first - last).mean() > 2.0, world.PAIRS[pair]
+
+
+def test_images_and_captions():
+    img, cap, attrs = world.render_image(np.random.default_rng(0), 48)
+    assert img.shape == (48, 48, 3) and img.dtype == np.uint8
+    assert cap.startswith("a ")
+    for key in ("colour", "shape", "pos", "motion"):
+        assert key in attrs
+    # every caption parses into attributes that are true of its image
+    from xclip_app.demo.pretrain import _attrs
+
+    for i in range(200):
+        _, cap, attrs = world.render_image(np.random.default_rng([3, i]), 48)
+        for k, v in _attrs(cap).items():
+            assert attrs[k] == v, (cap, attrs)
+
+
+def test_class_table_split():
+    table = class_table()
+    names = [r["name"] for r in table]
+    assert len(names) == len(set(names)) == len(world.COLOURS) * len(world.MOTIONS)
+    held = [r for r in table if r["heldout"]]
+    # one reversal pair per colour is held out: novel combinations of known words
+    assert len(held) == 2 * len(world.COLOURS)
+    train_words = {w for r in table if not r["heldout"] for w in r["name"].split()}
+    for r in held:
+        assert set(r["name"].split()) <= train_words
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo_data")
+    spec = DataSpec(train_per_class=1, val_per_class=1, pool_per_class=1, test_per_class=1, seed=3)
+    meta = generate_dataset(out, spec, workers=1)
+    return out, spec, meta
+
+
+def test_dataset_files_in_the_real_formats(tiny_dataset):
+    from xclip.data.annotations import read_labels_csv, read_video_list
+
+    out, spec, meta = tiny_dataset
+    train_names = read_labels_csv(out / "labels.csv")
+    held_names = read_labels_csv(out / "heldout" / "labels.csv")
+    assert train_names == meta["train_classes"] and held_names == meta["heldout_classes"]
+    assert not set(train_names) & set(held_names)
+    train = read_video_list(out / "train.txt", num_classes=len(train_names))
+    assert len(train) == len(train_names) * spec.train_per_class
+    test = read_video_list(out / "heldout" / "test.txt", num_classes=len(held_names))
+    assert len(test) == len(held_names) * spec.test_per_class
+    for e in train + test:
+        assert (out / "videos" / e.path).is_file()
+    assert json.loads((out / "dataset.json").read_text())["counts"]["train"] == len(train)
+
+
+def test_time_reversal_pairs_are_exact_reversals(tiny_dataset):
+    """Every clip of a pair's second verb is the first verb's clip played backwards (as decoded;
+    h264 is lossy, so frame i of one equals frame T-1-i of the other up to coding noise, and far
+    from any other frame)."""
+    from xclip.data.decode import open_video
+
+    out, spec, _ = tiny_dataset
+    for colour in world.COLOURS:
+        for a, b in world.PAIRS:
+            fa = out / "videos" / f"{colour}_object_{a.replace(' ', '_')}"
+            fb = out / "videos" / f"{colour}_object_{b.replace(' ', '_')}"
+            va, vb = sorted(fa.glob("*.mp4"))[0], sorted(fb.glob("*.mp4"))[0]
+            assert va.name.split("_")[-2:] == vb.name.split("_")[-2:]  # same split and index
+            with open_video(va) as ra, open_video(vb) as rb:
+                assert ra.num_frames == rb.num_frames == spec.num_frames
+                xa = np.asarray(ra.get_frames(list(range(spec.num_frames)))).astype(float)
+                xb = np.asarray(rb.get_frames(list(range(spec.num_frames)))).astype(float)
+            err = np.abs(xa - xb[::-1]).mean()
+            assert err < 3.0, (colour, a, err)
+
+
+def test_rendered_reversal_is_bitwise(tmp_path, monkeypatch):
+    """What the generator hands to the encoder for the reversed class is exactly the forward
+    clip's ``frames[::-1]``."""
+    import xclip.data.synthetic as synthetic
+    from xclip_app.demo.generate import _job
+
+    written = {}
+
+    def capture(path, frames, **kwargs):
+        written[str(path)] = np.array(frames)
+        return str(path)
+
+    monkeypatch.setattr(synthetic, "write_video", capture)
+    spec = DataSpec(train_per_class=1)
+    for pair in range(len(world.PAIRS)):
+        rows = _job((str(tmp_path), spec, [0, 1, pair, 0, 0], "green", pair, "train", 0, (7, 8)))
+        assert [r[2] for r in rows] == [7, 8]
+        fwd, rev = (written[str(tmp_path / "videos" / r[1])] for r in rows)
+        assert fwd.shape == (spec.num_frames, spec.size, spec.size, 3)
+        np.testing.assert_array_equal(rev, fwd[::-1])
+        assert not np.array_equal(rev, fwd)
+
+
+def test_generation_is_deterministic(tmp_path, tiny_dataset):
+    out, spec, _ = tiny_dataset
+    again = tmp_path / "again"
+    generate_dataset(again, spec, workers=1)
+    for name in ("train.txt", "val.txt", "labels.csv", "heldout/test.txt", "heldout/labels.csv"):
+        assert (out / name).read_text() == (again / name).read_text()
+    from xclip.data.decode import open_video
+
+    # The mp4 header carries a creation time, so compare what decodes, not the bytes; x264 may
+    # round a few pixels differently from run to run (threads), so allow coding noise. The
+    # rendered frames themselves are exact (test_clip_rendering_is_deterministic).
+    for f in sorted((out / "videos").rglob("*.mp4"))[:6]:
+        with (
+            open_video(f) as ra,
+            open_video(again / "videos" / f.relative_to(out / "videos")) as rb,
+        ):
+            idx = list(range(spec.num_frames))
+            a = np.asarray(ra.get_frames(idx)).astype(float)
+            b = np.asarray(rb.get_frames(idx)).astype(float)
+        assert a.shape == b.shape and np.abs(a - b).mean() < 1.0
+
+
+def test_clip_checkpoint_has_the_openai_layout(tmp_path):
+    """Stage 1 writes exactly the OpenAI CLIP key set, and stage 2 initialises X-CLIP from it
+    leaving only the new X-CLIP modules untouched."""
+    import xclip
+    from xclip.checkpoint import read_safetensors
+    from xclip.convert.clip import init_from_clip
+    from xclip_app.demo import arch
+    from xclip_app.demo.pretrain import PretrainSpec, openai_clip_keys, pretrain_clip
+
+    f = tmp_path / "clip.safetensors"
+    with arch.registered() as name:
+        spec = PretrainSpec(images=64, steps=2, batch_size=16)
+        res = pretrain_clip(name, f, spec, log=lambda s: None)
+    assert arch.DEMO_ARCH not in xclip.list_models()  # the registry is left as it was
+    sd = read_safetensors(f)
+    cfg = arch.DEMO_CONFIG
+    assert set(sd) == openai_clip_keys(cfg.vision_layers, cfg.text_layers)
+    assert res["num_keys"] == len(sd)
+    model = xclip.XCLIP(cfg)
+    new = init_from_clip(model, str(f))
+    assert new and all(k.startswith(("visual.transformer", "mit.", "prompts")) for k in new)
+    assert all("message_" in k for k in new if k.startswith("visual."))
+
+
+@pytest.mark.slow
+def test_demo_quick_end_to_end(tmp_path, capsys):
+    """The CI configuration of `xclip-video demo`: every stage runs and learning happened."""
+    from xclip_app import cli
+
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--quick", "--out", str(out)]) == 0
+    res = json.loads((out / "report" / "results.json").read_text())
+    report = (out / "report" / "report.md").read_text()
+    assert "Ablation" in report and "Zero-shot" in report
+    for png in ("training_loss.png", "confusion_xclip.png", "clip_pretraining.png"):
+        assert (out / "report" / png).stat().st_size > 1000
+    n_train = len(res["train_classes"])
+    main = res["runs"]["main"]
+    chance = 100 / n_train
+    assert main["top1"] > 4 * chance, main["top1"]  # well above chance
+    assert main["colour_accuracy"] > 60
+    assert main["history"][-1]["loss"] < main["history"][0]["loss"]
+    assert res["clip"]["zero_shot_image_accuracy"]["colour"] > 60
+    z = res["zeroshot"]["main"]
+    assert z["top1"] > 100 / z["num_classes"] * 1.5
+    assert res["fewshot"]["results"][0]["top1"] >= 0
+    # a second run is served from the cache
+    capsys.readouterr()
+    assert cli.main(["demo", "--quick", "--out", str(out)]) == 0
+    assert "[cached]" in capsys.readouterr().out
