@@ -85,7 +85,7 @@ def test_dataset_files_in_the_real_formats(tiny_dataset):
 
 def test_time_reversal_pairs_are_exact_reversals(tiny_dataset):
     """Every clip of a pair's second verb is the first verb's clip played backwards (as decoded;
-    h264 is lossy, so frame i of one equals frame T-1-i of the other up to coding noise, and far
+    the codec is lossy, so frame i of one equals frame T-1-i of the other up to coding noise, and far
     from any other frame)."""
     from xclip.data.decode import open_video
 
@@ -133,20 +133,12 @@ def test_generation_is_deterministic(tmp_path, tiny_dataset):
     generate_dataset(again, spec, workers=1)
     for name in ("train.txt", "val.txt", "labels.csv", "heldout/test.txt", "heldout/labels.csv"):
         assert (out / name).read_text() == (again / name).read_text()
-    from xclip.data.decode import open_video
-
-    # The mp4 header carries a creation time, so compare what decodes, not the bytes; x264 may
-    # round a few pixels differently from run to run (threads), so allow coding noise. The
-    # rendered frames themselves are exact (test_clip_rendering_is_deterministic).
-    for f in sorted((out / "videos").rglob("*.mp4"))[:6]:
-        with (
-            open_video(f) as ra,
-            open_video(again / "videos" / f.relative_to(out / "videos")) as rb,
-        ):
-            idx = list(range(spec.num_frames))
-            a = np.asarray(ra.get_frames(idx)).astype(float)
-            b = np.asarray(rb.get_frames(idx)).astype(float)
-        assert a.shape == b.shape and np.abs(a - b).mean() < 1.0
+    # Byte-identical videos: the demo writes MPEG-4 Part 2, whose encoder is deterministic
+    # (x264 output changes from call to call), so a seed gives the same dataset every time.
+    files = sorted((out / "videos").rglob("*.mp4"))
+    assert files
+    for f in files:
+        assert f.read_bytes() == (again / "videos" / f.relative_to(out / "videos")).read_bytes(), f
 
 
 def test_clip_checkpoint_has_the_openai_layout(tmp_path):

@@ -2,7 +2,7 @@
 
 Layout under ``OUT`` (the formats real datasets use, see ``docs/data.md``)::
 
-    videos/<class>/<class>_<split>_<i>.mp4      h264 mp4 clips
+    videos/<class>/<class>_<split>_<i>.mp4      MPEG-4 Part 2 mp4 clips (byte-reproducible; x264 output is not)
     labels.csv                                  the video-training classes (id,name)
     train.txt, val.txt                          "relative/path.mp4 <label_id>" lists
     heldout/labels.csv                          the held-out classes (zero-/few-shot), ids 0..K-1
@@ -81,7 +81,7 @@ def _job(args) -> list[tuple[str, str, int]]:
         rel = f"{slug(name)}/{slug(name)}_{split}_{i:03d}.mp4"
         path = Path(out) / "videos" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_video(path, np.ascontiguousarray(clip), fps=spec.fps, codec="h264", gop=spec.num_frames,
+        write_video(path, np.ascontiguousarray(clip), fps=spec.fps, codec="mpeg4", gop=spec.num_frames,
                     preset="veryfast")  # fmt: skip
         written.append((split, rel, rows_idx[direction]))
     return written
