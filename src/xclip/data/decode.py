@@ -198,6 +198,16 @@ class VideoReader:
         self.stats = DecodeStats()
         self.metadata: VideoMetadata
 
+    def _existing_path_or_bytes(self, source):
+        """Path-likes as ``str`` (which must exist), buffers as ``bytes``; file objects as given."""
+        if isinstance(source, os.PathLike):
+            source = os.fspath(source)
+        if isinstance(source, str) and not os.path.exists(source):
+            raise VideoDecodeError(self.path, "file does not exist")
+        if isinstance(source, bytearray | memoryview):
+            source = bytes(source)
+        return source
+
     # -- public API -----------------------------------------------------------------------------
     @property
     def num_frames(self) -> int:
@@ -720,12 +730,7 @@ class TorchCodecReader(VideoReader):
         super().__init__(source, name=name, watchdog=watchdog)
         from torchcodec.decoders import VideoDecoder  # noqa: PLC0415
 
-        if isinstance(source, os.PathLike):
-            source = os.fspath(source)
-        if isinstance(source, str) and not os.path.exists(source):
-            raise VideoDecodeError(self.path, "file does not exist")
-        if isinstance(source, bytearray | memoryview):
-            source = bytes(source)
+        source = self._existing_path_or_bytes(source)
         try:
             with decode_watchdog(watchdog):
                 self._dec = VideoDecoder(
@@ -796,12 +801,9 @@ class DecordReader(VideoReader):
         super().__init__(source, name=name, watchdog=watchdog)
         import decord  # noqa: PLC0415
 
-        if isinstance(source, os.PathLike):
-            source = os.fspath(source)
-        if isinstance(source, str) and not os.path.exists(source):
-            raise VideoDecodeError(self.path, "file does not exist")
-        if isinstance(source, bytes | bytearray | memoryview):
-            source = io.BytesIO(bytes(source))
+        source = self._existing_path_or_bytes(source)
+        if isinstance(source, bytes):
+            source = io.BytesIO(source)
         try:
             with decode_watchdog(watchdog):
                 self._vr = decord.VideoReader(source, num_threads=num_threads)

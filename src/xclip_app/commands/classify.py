@@ -110,6 +110,22 @@ def read_labels(args: argparse.Namespace) -> list[str] | None:
     return check_labels(labels)
 
 
+def classifier_from_args(args: argparse.Namespace, model, labels):
+    """A :class:`xclip.inference.VideoClassifier` with the view/device/precision options of ``args``."""
+    from xclip.inference import VideoClassifier
+
+    return VideoClassifier(
+        model,
+        labels,
+        template=args.template,
+        num_clips=args.num_clips,
+        num_crops=args.num_crops,
+        device=args.device,
+        precision=args.precision,
+        batch_size=args.batch_size,
+    )
+
+
 def load_model_from_args(args: argparse.Namespace, model: str | None = None):
     import torch
 
@@ -270,7 +286,7 @@ def _table(pred, k: int | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xclip.inference import VideoClassifier, VideoFailure, find_videos
+    from xclip.inference import VideoFailure, find_videos
 
     t_start = time.perf_counter()
     if args.top_k < 0:
@@ -285,16 +301,7 @@ def run(args: argparse.Namespace) -> int:
     videos = find_videos(args.videos, recursive=not args.no_recursive)
     t0 = time.perf_counter()
     model = load_model_from_args(args)
-    clf = VideoClassifier(
-        model,
-        labels,
-        template=args.template,
-        num_clips=args.num_clips,
-        num_crops=args.num_crops,
-        device=args.device,
-        precision=args.precision,
-        batch_size=args.batch_size,
-    )
+    clf = classifier_from_args(args, model, labels)
     t_model = time.perf_counter() - t0
     top_k = args.top_k or None
     header = {

@@ -10,7 +10,13 @@ from __future__ import annotations
 import argparse
 import logging
 
-from .classify import add_model_arguments, add_view_arguments, load_model_from_args, read_labels
+from .classify import (
+    add_model_arguments,
+    add_view_arguments,
+    classifier_from_args,
+    load_model_from_args,
+    read_labels,
+)
 
 NAME = "serve"
 HELP = "start a local web page + JSON API to classify videos with your own labels"
@@ -44,8 +50,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from xclip.inference import VideoClassifier
-
     from ..serve import ServeConfig, make_server
 
     if args.max_upload_mb <= 0:
@@ -59,16 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if videos_dir is not None and not videos_dir.is_dir():
         raise FileNotFoundError(f"--videos-dir {videos_dir} is not a folder")
     model = load_model_from_args(args)
-    clf = VideoClassifier(
-        model,
-        labels,
-        template=args.template,
-        num_clips=args.num_clips,
-        num_crops=args.num_crops,
-        device=args.device,
-        precision=args.precision,
-        batch_size=args.batch_size,
-    )
+    clf = classifier_from_args(args, model, labels)
     config = ServeConfig(
         model_name=args.model,
         labels=clf.labels,
