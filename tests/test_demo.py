@@ -31,6 +31,34 @@ def test_every_motion_changes_the_frames(pair):
     assert np.abs(first - last).mean() > 2.0, world.PAIRS[pair]
 
 
+def _centroids(frames: np.ndarray, colour: str) -> np.ndarray:
+    """[T, 2] (x, y) centroid of the pixels close to the named colour, per frame."""
+    ref = np.asarray(world.COLOURS[colour], np.float32)
+    out = []
+    for f in frames.astype(np.float32):
+        ys, xs = np.nonzero(np.abs(f - ref).max(-1) < 60)
+        out.append((xs.mean(), ys.mean()))
+    return np.asarray(out)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_circling_clockwise_turns_clockwise_on_screen(seed):
+    """The forward verb of the circling pair turns clockwise as seen on screen (image y points
+    down), around the distractor in the centre, starting near the top; every step of the
+    8-of-16 test sampling (2 frames) turns the same way."""
+    rng = np.random.default_rng(seed)
+    pair = [p[0] for p in world.PAIRS].index("circling clockwise")
+    p = world.sample_clip_params(rng, pair, "red", 1.0)
+    assert p.distractor is not None and abs(p.distractor[2] - p.cx) < 0.04
+    frames = world.render_clip(p, rng, 16, 48)
+    c = _centroids(frames, "red") - np.array([p.cx, p.cy]) * 48
+    assert c[0, 1] < -5 and abs(c[0, 0]) < 5  # starts above the centre
+    steps = c[2::2]
+    prev = c[0:-2:2]
+    cross = prev[:, 0] * steps[:, 1] - prev[:, 1] * steps[:, 0]  # > 0: clockwise with y down
+    assert (cross > 0).all(), cross
+
+
 def test_images_and_captions():
     img, cap, attrs = world.render_image(np.random.default_rng(0), 48)
     assert img.shape == (48, 48, 3) and img.dtype == np.uint8

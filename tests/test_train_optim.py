@@ -10,6 +10,7 @@ import torch
 
 import xclip
 from xclip_app.train.classifier import TrainableClassifier
+from xclip_app.train.config import load_config
 from xclip_app.train.optim import build_optimizer, freeze_text, param_groups
 from xclip_app.train.schedule import CosineWarmupSchedule, cosine_lr
 
@@ -114,6 +115,20 @@ def test_groups_spelled_out():
         assert where[P[name]][0] == value[0] and where[P[name]][1:] == pytest.approx(value[1:]), (
             name
         )
+
+
+def test_prompts_lr_mult_sets_only_the_prompt_groups():
+    clf = TrainableClassifier(xclip.create_model("xclip_test"))
+    freeze_text(clf)
+    default = {g["name"]: g["lr"] for g in param_groups(clf.named_parameters(), 1e-3, 0.001, 10.0)}
+    groups = param_groups(clf.named_parameters(), 1e-3, 0.001, 10.0, prompts_lr_mult=1.0)
+    got = {g["name"]: g["lr"] for g in groups}
+    assert got["prompts"] == got["prompts_no_decay"] == pytest.approx(1e-3)
+    assert default["prompts"] == pytest.approx(1e-2)
+    for name in ("clip", "message", "mit", "mit_no_decay"):
+        assert got[name] == pytest.approx(default[name])
+    cfg = load_config(None, ["train.prompts_lr_mult=0.5"])
+    assert cfg.train.prompts_lr_mult == 0.5
 
 
 def test_linear_head_is_a_new_module():

@@ -312,6 +312,7 @@ class PyAVReader(VideoReader):
         self.max_errors = max_errors
         self._container = None
         self._deadline = None
+        self._reformatter = None
         with decode_watchdog(watchdog):
             self._open(source, num_threads, thread_type)
 
@@ -626,7 +627,13 @@ class PyAVReader(VideoReader):
 
     def _to_rgb(self, frame) -> np.ndarray:
         self.stats.converted_frames += 1
-        return frame.to_ndarray(format="rgb24")
+        # One reformatter per reader: ``frame.to_ndarray(format=...)`` builds a new swscale
+        # context for every frame, which costs more than decoding a small frame.
+        if self._reformatter is None:
+            from av.video.reformatter import VideoReformatter  # noqa: PLC0415
+
+            self._reformatter = VideoReformatter()
+        return self._reformatter.reformat(frame, format="rgb24").to_ndarray()
 
     def _decode_target(self, t: int):
         """Decode forward to frame ``t``; returns the frame or None if it could not be decoded."""

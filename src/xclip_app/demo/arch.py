@@ -31,6 +31,8 @@ DEMO_CONFIG = xclip.XCLIPConfig(
     text_heads=4,
     mit_heads=4,
     prompt_heads=4,
+    # the prompt offset starts at 1 % of the class text (paper: 10 %); see configs/demo/base.yaml
+    prompt_alpha=0.01,
 )
 
 

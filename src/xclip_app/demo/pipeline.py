@@ -39,7 +39,7 @@ from .pretrain import PretrainSpec
 __all__ = ["PLANS", "Plan", "run_demo", "recipes_dir"]
 
 # Bump when a change of the code changes results, so cached stages are recomputed.
-CODE_VERSION = "2"
+CODE_VERSION = "3"
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,9 @@ PLANS: dict[str, Plan] = {
         data=DataSpec(),
         pretrain=PretrainSpec(),
         main=("train.epochs=20", "train.warmup_epochs=1", "train.batch_size=8"),
-        ablation=("train.epochs=4", "train.warmup_epochs=0.5", "train.batch_size=8"),
+        # batch 4: at 4 epochs, +MIT reached 53.8 % with batch 4 and 39.2 % with batch 8 (seed 0)
+        # in the same CPU time
+        ablation=("train.epochs=4", "train.warmup_epochs=0.5", "train.batch_size=4"),
     ),
     # CI: the same pipeline on less data, fewer steps, one seed, two ablation rows.
     "quick": Plan(

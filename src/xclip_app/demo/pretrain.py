@@ -37,13 +37,14 @@ __all__ = ["PretrainSpec", "openai_clip_keys", "pretrain_clip", "zero_shot_image
 class PretrainSpec:
     seed: int = 0
     images: int = 12000  # rendered once, re-augmented every epoch (random crops)
-    steps: int = 300
+    steps: int = 600
     batch_size: int = 256
     lr: float = 2e-3
     weight_decay: float = 0.05
     warmup_steps: int = 20
     image_size: int = 48  # rendered size; the model sees random 32 px crops of a 36 px resize
-    threads: int = 1
+    motion_p: float = 0.5  # fraction of stills of a moving object (with its motion sign)
+    threads: int = 2  # nothing else runs during this stage
 
 
 def openai_clip_keys(vision_layers: int, text_layers: int) -> set[str]:
@@ -190,7 +191,8 @@ def pretrain_clip(
         model = xclip.create_model(arch, cross_frame=False, use_mit=False, use_prompts=False)
         cfg = model.cfg
         t0 = time.perf_counter()
-        imgs, caps, full = _render_pool(spec.images, spec.seed, spec.image_size)
+        imgs, caps, full = _render_pool(spec.images, spec.seed, spec.image_size,
+                                         motion_p=spec.motion_p)  # fmt: skip
         log(f"  rendered {len(imgs)} captioned images in {time.perf_counter() - t0:.1f}s")
         cap_code = {c: _code(_attrs(c)) for c in set(caps)}
         img_codes = torch.tensor([_code(f) for f in full])

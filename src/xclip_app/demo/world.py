@@ -47,7 +47,7 @@ PAIRS: tuple[tuple[str, str], ...] = (
     ("moving right", "moving left"),
     ("moving down", "moving up"),
     ("growing", "shrinking"),
-    ("rotating clockwise", "rotating counterclockwise"),
+    ("circling clockwise", "circling counterclockwise"),
     ("appearing", "disappearing"),
 )
 MOTIONS: tuple[str, ...] = tuple(v for pair in PAIRS for v in pair)
@@ -57,6 +57,7 @@ POSITIONS: tuple[tuple[str, int, int], ...] = (
     ("left", 0, 1), ("centre", 1, 1), ("right", 2, 1),
     ("bottom left", 0, 2), ("bottom", 1, 2), ("bottom right", 2, 2),
 )  # fmt: skip
+CIRCLE_RADIUS = 0.235  # "circling": radius of the circle, fraction of the frame
 MARGIN = 0.14  # objects stay this fraction of the frame away from the border (eval centre crop)
 
 
@@ -216,7 +217,7 @@ class ClipParams:
     cx: float  # centre at the middle of the clip, fraction of the frame
     cy: float
     size: float  # full size, fraction of the frame
-    angle: float  # radians
+    angle: float  # orientation in radians (circling: where on the circle the clip starts)
     extent: float  # how far the motion goes (fraction of the frame / turns / growth)
     onset: float  # appearing: when the fade-in starts (fraction of the clip)
     distractor: (
@@ -229,13 +230,13 @@ def sample_clip_params(
 ) -> ClipParams:
     shape = str(rng.choice(SHAPES))
     size = rng.uniform(0.24, 0.30)
-    if PAIRS[pair][0] == "rotating clockwise":
-        size = rng.uniform(0.34, 0.40)  # a turn is only visible on a large enough shape
+    if PAIRS[pair][0] == "circling clockwise":
+        size = rng.uniform(0.18, 0.22)  # room for the circle and the distractor at its centre
     extent = rng.uniform(0.46, 0.54)  # translation span (fraction of the frame)
-    if PAIRS[pair][0] == "rotating clockwise":
-        # radians over the clip: ~0.2 rad between sampled frames, far below the 45-degree
-        # ambiguity of the square and the cross
-        extent = rng.uniform(1.4, 1.8)
+    if PAIRS[pair][0] == "circling clockwise":
+        # radians swept around the frame centre, starting near the top: 210-240 degrees, about
+        # 30 degrees between the frames that 8-of-16 sampling keeps
+        extent = rng.uniform(3.7, 4.2)
     elif PAIRS[pair][0] == "growing":
         extent = rng.uniform(0.3, 0.4)  # start size as a fraction of the full size
     lo, hi = MARGIN + size / 2, 1 - MARGIN - size / 2
@@ -244,6 +245,12 @@ def sample_clip_params(
         cx = 0.5 + rng.uniform(-0.04, 0.04)
     if PAIRS[pair][0] == "moving down":
         cy = 0.5 + rng.uniform(-0.04, 0.04)
+    angle = float(rng.uniform(0, 2 * math.pi))
+    if PAIRS[pair][0] == "circling clockwise":
+        # the circle's centre (near the frame centre) and radius; ``angle`` is where the circle
+        # starts, measured clockwise from "right": near the top (-90 degrees)
+        cx, cy = 0.5 + rng.uniform(-0.02, 0.02), 0.5 + rng.uniform(-0.02, 0.02)
+        angle = -math.pi / 2 + float(rng.uniform(-0.35, 0.35))
     distractor = None
     if rng.random() < distractor_p:
         others = [c for c in COLOURS if c != colour]
@@ -253,11 +260,14 @@ def sample_clip_params(
         # keep it away from the subject's path: put it in a corner opposite the subject
         dx = 0.2 if cx > 0.5 else 0.8
         dy = 0.2 if cy > 0.5 else 0.8
+        if PAIRS[pair][0] == "circling clockwise":
+            # the subject circles around the distractor
+            dx, dy, d_size = cx, cy, rng.uniform(0.12, 0.16)
         distractor = (d_colour, d_shape, dx + rng.uniform(-0.03, 0.03), dy + rng.uniform(-0.03, 0.03),
                       d_size, float(rng.uniform(0, 2 * math.pi)))  # fmt: skip
     return ClipParams(
         pair=pair, colour=colour, shape=shape, cx=float(cx), cy=float(cy), size=float(size),
-        angle=float(rng.uniform(0, 2 * math.pi)), extent=float(extent),
+        angle=angle, extent=float(extent),
         onset=float(rng.uniform(0.2, 0.45)), distractor=distractor,
     )  # fmt: skip
 
@@ -284,8 +294,10 @@ def render_clip(
             cy = p.cy + (u - 0.5) * p.extent
         elif verb == "growing":
             s = p.size * (p.extent + (1 - p.extent) * u)
-        elif verb == "rotating clockwise":
-            a = p.angle + u * p.extent
+        elif verb == "circling clockwise":
+            th = p.angle + u * p.extent  # image y points down: increasing angles turn clockwise
+            cx = p.cx + CIRCLE_RADIUS * math.cos(th)
+            cy = p.cy + CIRCLE_RADIUS * math.sin(th)
         elif verb == "appearing":
             alpha = float(np.clip((u - p.onset) / 0.3, 0.0, 1.0))
         img = bg.copy()

@@ -101,6 +101,8 @@ class TrainConfig:
     lr: float = 8e-6  # base LR of the pretrained CLIP weights
     min_lr: float | None = None  # absolute minimum LR of *every* group; null = lr / 100
     new_module_lr_mult: float = 10.0  # message_*, mit, prompts*, linear head
+    # the prompt generator's own multiplier (not in the original); null = new_module_lr_mult
+    prompts_lr_mult: float | None = None
     weight_decay: float = 0.001
     betas: tuple[float, float] = (0.9, 0.98)
     eps: float = 1e-8

@@ -371,8 +371,9 @@ class Trainer:
         self.tokens = xclip.tokenize(self.class_names).to(self.device)
         t = cfg.train
         self.optimizer = build_optimizer(
-            clf, t.lr, t.weight_decay, tuple(t.betas), t.eps, t.new_module_lr_mult
-        )
+            clf, t.lr, t.weight_decay, tuple(t.betas), t.eps, t.new_module_lr_mult,
+            t.prompts_lr_mult,
+        )  # fmt: skip
         self.schedule = CosineWarmupSchedule(
             self.optimizer,
             t_initial=int(t.epochs * self.iters_per_epoch),

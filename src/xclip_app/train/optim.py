@@ -7,6 +7,8 @@
   ``clip`` (names without ``prompts``, ``mit``, ``message_``; the pretrained towers) at the base LR,
   and ``message_`` / ``mit`` / ``prompts`` at ``new_module_lr_mult`` (10) x the base LR. The
   linear head of the "w/o text" ablation (``head.``, not in the original) is a new module too.
+  ``prompts_lr_mult`` (not in the original; ``None`` = ``new_module_lr_mult``) sets the prompt
+  generator's multiplier on its own.
 * No weight decay on 1-D parameters (not the 0-D ``logit_scale``: the original tests
   ``len(shape) == 1``), names ending in ``.bias`` and names containing
   ``positional_embedding``.
@@ -61,9 +63,14 @@ def param_groups(
     lr: float,
     weight_decay: float,
     new_module_lr_mult: float = 10.0,
+    prompts_lr_mult: float | None = None,
 ) -> list[dict]:
     """AdamW groups ``[{"params", "lr", "weight_decay", "name"}, ...]`` of the trainable parameters."""
     order = ["clip", "message", "mit", "prompts", "head"]
+    mult = {g: new_module_lr_mult for g in order}
+    mult["clip"] = 1.0
+    if prompts_lr_mult is not None:
+        mult["prompts"] = prompts_lr_mult
     buckets: dict[tuple[str, bool], list[nn.Parameter]] = {}
     for name, p in named_params:
         if not p.requires_grad:
@@ -78,7 +85,7 @@ def param_groups(
             groups.append(
                 {
                     "params": params,
-                    "lr": lr if g == "clip" else lr * new_module_lr_mult,
+                    "lr": lr * mult[g],
                     "weight_decay": 0.0 if no_decay else weight_decay,
                     "name": f"{g}{'_no_decay' if no_decay else ''}",
                 }
@@ -95,9 +102,12 @@ def build_optimizer(
     betas: tuple[float, float] = (0.9, 0.98),
     eps: float = 1e-8,
     new_module_lr_mult: float = 10.0,
+    prompts_lr_mult: float | None = None,
 ) -> torch.optim.AdamW:
     """AdamW over :func:`param_groups` (betas (0.9, 0.98), eps 1e-8 as the original)."""
-    groups = param_groups(model.named_parameters(), lr, weight_decay, new_module_lr_mult)
+    groups = param_groups(
+        model.named_parameters(), lr, weight_decay, new_module_lr_mult, prompts_lr_mult
+    )
     fused = None
     if all(p.is_cuda for g in groups for p in g["params"]):
         fused = True
