@@ -219,3 +219,34 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["demo", "--quick", "--out", str(out)]) == 0
     assert "[cached]" in capsys.readouterr().out
+
+
+def test_targets_are_computed_from_the_numbers():
+    from xclip_app.demo.report import targets
+
+    def run(top1, pairs):
+        return {"top1": top1, "pair_accuracy": pairs}
+
+    results = {
+        "runs": {
+            "main": {**run(92.0, 99.0), "final_eval": {"top1": 89.0, "views": "4x3"}},
+            "clip_mean_s0": run(20.0, 50.0),
+            "clip_mean_s1": run(22.0, 52.0),
+            "cct_s0": run(21.0, 49.0),
+            "cct_s1": run(21.5, 50.0),
+            "mit_s0": run(50.0, 80.0),
+            "mit_s1": run(40.0, 70.0),
+        },
+        "zeroshot": {"main": {"top1": 35.0, "num_classes": 10}},
+        "timings": {"a": {"seconds": 500.0, "cached": False}},
+    }
+    rows = {r["target"]: r for r in targets(results)}
+    assert not rows["X-CLIP fully supervised top-1 ≥ 90 %"]["met"]  # 4x3 below 90
+    assert rows["X-CLIP on the time-reversal pairs ≥ 85 %"]["met"]
+    assert rows["CLIP-Mean within each pair ≤ 60 %"]["met"]
+    assert rows["zero-shot top-1 ≥ 3x chance (30 %)"]["met"]
+    cct = rows["ablation CLIP-Mean < +CCT (mean top-1 over seeds)"]
+    assert cct["met"] and cct["within_noise"]  # 21.0 < 21.25, but the gap is below std 1.0
+    assert rows["ablation +CCT ≤ +MIT (mean top-1 over seeds)"]["met"]
+    assert not any("prompts" in t for t in rows)  # no +prompts runs in this plan
+    assert rows["whole demo ≤ 10 minutes (sum of the stage times)"]["met"]
