@@ -6,8 +6,8 @@ paper's ablations over several seeds), evaluates zero-shot and few-shot on held-
 writes ``OUT/report/`` (report.md, results.json, PNG plots). Stages are cached in ``OUT/stages``;
 ``--fresh`` recomputes everything. See ``docs/demo.md``.
 
-    xclip-video demo                 # the full benchmark (about 10 minutes on 2 CPU cores)
-    xclip-video demo --quick         # the CI configuration (a few minutes)
+    xclip-video demo                 # the full benchmark (about 7 minutes on 2 CPU cores)
+    xclip-video demo --quick         # the CI configuration (about a minute)
 """
 
 from __future__ import annotations
