@@ -7,6 +7,7 @@ with torchvision), so a fresh ``make demo`` always writes them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -172,6 +173,15 @@ def plot_confusion(path: Path, conf: np.ndarray, names: list[str], title: str) -
 # --- the report -------------------------------------------------------------------------------
 
 
+def _short_path(arg: str) -> str:
+    """An absolute path under the current directory, shown relative to it."""
+    p = Path(arg)
+    if p.is_absolute():
+        with contextlib.suppress(ValueError):
+            return str(p.relative_to(Path.cwd()))
+    return arg
+
+
 def _runs_of(results: dict, variant: str) -> list[dict]:
     return [r for k, r in results["runs"].items() if k.rsplit("_s", 1)[0] == variant]
 
@@ -294,7 +304,7 @@ def write_report(out: str | Path, results: dict, table: list[dict]) -> Path:
     # stage 2 main
     add("## Fully supervised X-CLIP (paper Table 1 in miniature)\n")
     fe = main.get("final_eval") or {}
-    add(f"Main run: `{' '.join(main['argv'][:4])} ...` (recipe `configs/demo/xclip.yaml`), seed "
+    add(f"Main run: `{' '.join(_short_path(a) for a in main['argv'][:4])} ...` (recipe `configs/demo/xclip.yaml`), seed "
         f"{seeds[0]}, {len(main['history'])} epochs, {main['train_seconds']:.0f} s.\n")  # fmt: skip
     add("| | views | top-1 % | top-5 % | time-reversal pairs % (chance 50) |")
     add("|---|---|---|---|---|")
