@@ -224,14 +224,13 @@ def targets(results: dict) -> list[dict]:
         row("zero-shot with prompts above without (ablation budget)",
             f"{_fmt(a, sa, len(zx))} vs {_fmt(b, sb, len(zm))}", a > b, (a, sa, b, sb))  # fmt: skip
     order = [("clip_mean", "CLIP-Mean"), ("cct", "+CCT"), ("mit", "+MIT"), ("xclip", "+prompts")]
-    means = {v: _ms([r["top1"] for r in _runs_of(results, v)]) for v, _ in order}
-    present = [(v, n) for v, n in order if _runs_of(results, v)]
+    top1 = {v: [r["top1"] for r in _runs_of(results, v)] for v, _ in order}
+    present = [(v, n) for v, n in order if top1[v]]  # the plan's ablation rows
     for (v1, n1), (v2, n2) in zip(present, present[1:], strict=False):
         strict = v1 == "clip_mean"
-        (a, sa), (b, sb) = means[v1], means[v2]
-        n = len(_runs_of(results, v1))
+        (a, sa), (b, sb) = _ms(top1[v1]), _ms(top1[v2])
         row(f"ablation {n1} {'<' if strict else '≤'} {n2} (mean top-1 over seeds)",
-            f"{_fmt(a, sa, n)} vs {_fmt(b, sb, len(_runs_of(results, v2)))}",
+            f"{_fmt(a, sa, len(top1[v1]))} vs {_fmt(b, sb, len(top1[v2]))}",
             a < b if strict else a <= b, (a, sa, b, sb))  # fmt: skip
     total = sum(t["seconds"] for t in results.get("timings", {}).values())
     if total:
