@@ -22,7 +22,7 @@ from xclip.data import (  # noqa: E402
     open_video,
     read_frames,
 )
-from xclip.data.decode import available_backends  # noqa: E402
+from xclip.data.video import available_backends  # noqa: E402
 from xclip.data.synthetic import (  # noqa: E402
     make_indexed_frame,
     read_frame_index,
@@ -473,7 +473,7 @@ def test_multi_slice_h264_decodes_exactly(tmp_path):
     real files) were all flagged corrupt when error concealment was disabled, so nothing decoded."""
     import av
 
-    from xclip.data.decode import open_video
+    from xclip.data.video import open_video
     from xclip.data.synthetic import make_indexed_frame, read_frame_index
 
     path = tmp_path / "slices.mp4"

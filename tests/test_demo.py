@@ -115,7 +115,7 @@ def test_time_reversal_pairs_are_exact_reversals(tiny_dataset):
     """Every clip of a pair's second verb is the first verb's clip played backwards (as decoded;
     the codec is lossy, so frame i of one equals frame T-1-i of the other up to coding noise, and far
     from any other frame)."""
-    from xclip.data.decode import open_video
+    from xclip.data.video import open_video
 
     out, spec, _ = tiny_dataset
     for colour in world.COLOURS:

@@ -96,7 +96,7 @@ def test_prediction_is_ranked_and_sums_to_one(clf, clips):
 
 def test_matches_the_model_logits(clf, clips):
     """Same numbers as decode -> EvalTransform -> model(clip, text_features) by hand."""
-    from xclip.data.decode import read_frames
+    from xclip.data.video import read_frames
     from xclip.data.transforms import EvalTransform
 
     model = clf.model
@@ -129,7 +129,7 @@ def test_text_features_are_computed_once(tiny_dir, clips):
 
 
 def test_all_input_kinds_agree(clf, clips):
-    from xclip.data.decode import open_video
+    from xclip.data.video import open_video
 
     ref = clf(clips["a"])
     with open_video(clips["a"]) as r:
@@ -217,7 +217,7 @@ def test_timeline(clf, clips):
         assert all(lo <= i < hi for i in w.frame_indices[0])
         assert sum(w.probs) == pytest.approx(1.0, abs=1e-5)
     # a window equals classifying that stretch of frames as a video
-    from xclip.data.decode import read_frames
+    from xclip.data.video import read_frames
 
     frames = read_frames(clips["long"], range(30, 90))
     np.testing.assert_allclose(tl[1].probs, clf(frames).probs, atol=1e-5)

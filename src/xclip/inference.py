@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import list_models
+from .data.video.files import VIDEO_EXTENSIONS, find_videos
 from .model import XCLIP, VideoFeatures
 from .tokenizer import tokenize
 
@@ -71,10 +72,6 @@ __all__ = [
     "search",
 ]
 
-VIDEO_EXTENSIONS: tuple[str, ...] = (
-    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp",
-    ".ts", ".ogv", ".gif",
-)  # fmt: skip
 INDEX_FORMAT = "xclip-video-index"
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -207,38 +204,6 @@ def _check_template(template: str) -> str:
             f"(e.g. 'a video of a person {{}}'), got {template!r}"
         )
     return template
-
-
-def find_videos(inputs: Iterable[str | os.PathLike], recursive: bool = True) -> list[str]:
-    """Expand files and folders into a sorted list of video files.
-
-    Files named explicitly are kept whatever their extension (a non-video file then fails when
-    decoded, with a clear message); folders contribute the files with a video extension
-    (:data:`VIDEO_EXTENSIONS`), recursively by default. Raises ``FileNotFoundError`` for a path
-    that does not exist and ``ValueError`` when folders hold no video at all.
-    """
-    out: list[str] = []
-    empty_dirs = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            it = p.rglob("*") if recursive else p.iterdir()
-            found = sorted(
-                str(f) for f in it if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS
-            )
-            if not found:
-                empty_dirs.append(str(p))
-            out.extend(found)
-        elif p.exists():
-            out.append(str(p))
-        else:
-            raise FileNotFoundError(f"no such file or folder: {p}")
-    if not out:
-        where = ", ".join(empty_dirs) or "the input"
-        raise ValueError(
-            f"no video files found in {where} (looked for {' '.join(VIDEO_EXTENSIONS)})"
-        )
-    return out
 
 
 def load_inference_model(
@@ -449,7 +414,7 @@ class _Pipeline:
         return self._prepare_file(video, keep_frames=keep_frames, name=name)
 
     def _open(self, video, name: str | None):
-        from .data.decode import open_video
+        from .data.video import open_video
 
         if isinstance(video, bytes | bytearray | memoryview):
             return open_video(bytes(video), name=name or "<bytes>", num_threads=self.decode_threads)
@@ -535,7 +500,7 @@ def _get_views(reader, idx: np.ndarray) -> np.ndarray:
 @contextlib.contextmanager
 def _decode_errors(video, name: str | None):
     """Turn decoder errors into one-line ``ValueError``s that name the file and the fix."""
-    from .data.decode import VideoDecodeError
+    from .data.video import VideoDecodeError
 
     try:
         yield

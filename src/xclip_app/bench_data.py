@@ -90,7 +90,7 @@ class Result:
 
 
 def _read_clip(backend: str, path: str, n: int, threads: int, transforms: Callable | None):
-    from xclip.data.decode import open_video
+    from xclip.data.video import open_video
 
     with open_video(path, backend, num_threads=threads) as reader:
         idx = segment_centres(reader.num_frames, n)
@@ -188,7 +188,7 @@ class ClipDataset:
     def __getitem__(self, i):
         import torch
 
-        from xclip.data.decode import open_video
+        from xclip.data.video import open_video
 
         path = self.paths[i % len(self.paths)]
         with open_video(path, self.backend, num_threads=self.threads) as reader:
@@ -261,7 +261,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(args: argparse.Namespace, transforms: Callable | None = None) -> int:
-    from xclip.data.decode import available_backends
+    from xclip.data.video import available_backends
 
     if args.transforms:
         transforms = _load_callable(args.transforms)

@@ -10,12 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from . import commands
-
-EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """A mistake of the user (bad path, bad option value): one line on stderr, exit code 2."""
+from .exit_codes import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 
 
 def _command_modules():
@@ -65,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from xclip.data.datasets import (
     VideoDataset,
     build_dataloader,
 )
-from xclip.data.decode import (
+from xclip.data.video import (
     DecodeStats,
     FrameIndexError,
     PyAVReader,

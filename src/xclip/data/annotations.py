@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from xclip.data.video.files import VIDEO_EXTENSIONS
+
 __all__ = [
     "K400_TO_K600_RENAMES",
     "VIDEO_EXTENSIONS",
@@ -62,10 +64,6 @@ __all__ = [
     "write_labels_csv",
     "write_video_list",
 ]
-
-VIDEO_EXTENSIONS: tuple[str, ...] = (
-    ".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ogv",
-)  # fmt: skip
 
 _PATH_COLUMNS = ("path", "filename", "video", "file")
 _LABEL_COLUMNS = ("label", "label_id", "class", "class_name", "name")

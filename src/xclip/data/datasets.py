@@ -226,7 +226,7 @@ class VideoDataset(Dataset):
         preprocess: the weights' :class:`~xclip.PreprocessConfig` (size, mean/std, resize_short).
         transform: replaces the default transform: ``f(uint8 [Vt, T, 3, H, W], torch.Generator)
             -> float [V, T, 3, H, W]``.
-        backend, decoder_options: passed to :func:`xclip.data.decode.open_video`.
+        backend, decoder_options: passed to :func:`xclip.data.video.open_video`.
         seed: base seed of all sampling/augmentation (None: a random one, drawn once).
         max_bad_fraction: training fails once more than this fraction of videos is unreadable.
         check_files: verify at construction that every video exists (missing ones are reported
@@ -342,7 +342,7 @@ class VideoDataset(Dataset):
 
     def load(self, index: int, rng: np.random.Generator) -> torch.Tensor:
         """Decode and transform video ``index``; raises on any problem."""
-        from .decode import open_video
+        from .video import open_video
 
         entry = self.entries[index]
         source = self.storage.source(entry.path)

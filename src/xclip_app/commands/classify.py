@@ -18,10 +18,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from xclip_app.exit_codes import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
+
 NAME = "classify"
 HELP = "classify videos (files or folders) with your own labels: ranked probabilities or a timeline"
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_MODEL = "xclip_b16_32f.zero_shot"
 FORMATS = ("table", "json", "jsonl", "csv")
 

@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from xclip.convert.clip import convert_openai_jit
-    from xclip_app.cli import UsageError
+    from xclip_app.exit_codes import UsageError
 
     if args.output.suffix != ".safetensors":
         raise UsageError(f"output must end in .safetensors, got {args.output}")
