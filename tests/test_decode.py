@@ -22,11 +22,11 @@ from xclip.data import (  # noqa: E402
     open_video,
     read_frames,
 )
-from xclip.data.video import available_backends  # noqa: E402
 from xclip.data.synthetic import (  # noqa: E402
     make_indexed_frame,
     read_frame_index,
 )
+from xclip.data.video import available_backends  # noqa: E402
 
 
 def tsn_centres(n: int, num: int) -> list[int]:
@@ -473,8 +473,8 @@ def test_multi_slice_h264_decodes_exactly(tmp_path):
     real files) were all flagged corrupt when error concealment was disabled, so nothing decoded."""
     import av
 
-    from xclip.data.video import open_video
     from xclip.data.synthetic import make_indexed_frame, read_frame_index
+    from xclip.data.video import open_video
 
     path = tmp_path / "slices.mp4"
     with av.open(str(path), "w") as container:

@@ -96,8 +96,8 @@ def test_prediction_is_ranked_and_sums_to_one(clf, clips):
 
 def test_matches_the_model_logits(clf, clips):
     """Same numbers as decode -> EvalTransform -> model(clip, text_features) by hand."""
-    from xclip.data.video import read_frames
     from xclip.data.transforms import EvalTransform
+    from xclip.data.video import read_frames
 
     model = clf.model
     frames = read_frames(clips["a"], [7, 22, 37, 52])

@@ -20,6 +20,15 @@ from xclip.data.datasets import (
     VideoDataset,
     build_dataloader,
 )
+from xclip.data.mixup import CutmixMixupBlending, SoftTargetCrossEntropy
+from xclip.data.sampling import (
+    sample_frame_indices,
+    sample_test_indices,
+    sample_train_indices,
+    sample_uniform_views,
+)
+from xclip.data.synthetic import make_indexed_clip, read_frame_index, write_video
+from xclip.data.transforms import EvalTransform, TrainTransform
 from xclip.data.video import (
     DecodeStats,
     FrameIndexError,
@@ -32,15 +41,6 @@ from xclip.data.video import (
     open_video,
     read_frames,
 )
-from xclip.data.mixup import CutmixMixupBlending, SoftTargetCrossEntropy
-from xclip.data.sampling import (
-    sample_frame_indices,
-    sample_test_indices,
-    sample_train_indices,
-    sample_uniform_views,
-)
-from xclip.data.synthetic import make_indexed_clip, read_frame_index, write_video
-from xclip.data.transforms import EvalTransform, TrainTransform
 
 __all__ = [
     "AnnotationError",
