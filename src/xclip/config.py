@@ -204,6 +204,14 @@ def get_config(name: str) -> XCLIPConfig:
         raise unknown_name_error("model", name, list_models()) from None
 
 
+def registered_name(cfg: XCLIPConfig) -> str | None:
+    """The registered architecture name whose config equals ``cfg``, or ``None``."""
+    for name in list_models():
+        if get_config(name) == cfg:
+            return name
+    return None
+
+
 def register_model(name: str, cfg: XCLIPConfig, *, overwrite: bool = False) -> None:
     """Register a new architecture under ``name`` (for experiments with other sizes)."""
     if name in _ARCHS and not overwrite:

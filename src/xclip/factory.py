@@ -22,19 +22,12 @@ from .checkpoint import (
     save_json,
     save_safetensors,
 )
-from .config import PreprocessConfig, XCLIPConfig, get_config, list_models
+from .config import PreprocessConfig, XCLIPConfig, get_config, list_models, registered_name
 from .convert import hf as hf_convert
 from .convert.original import infer_config, interpolate_frames, interpolate_image_size
 from .model import XCLIP
 
 logger = logging.getLogger(__name__)
-
-
-def _config_name(cfg: XCLIPConfig) -> str | None:
-    for name in list_models():
-        if get_config(name) == cfg:
-            return name
-    return None
 
 
 def create_model(
@@ -231,7 +224,7 @@ def save_model(model: XCLIP, out_dir: str | Path, format: str = "native") -> Pat
             {
                 "format": NATIVE_FORMAT,
                 "format_version": NATIVE_FORMAT_VERSION,
-                "architecture": _config_name(model.cfg),
+                "architecture": registered_name(model.cfg),
                 "config": model.cfg.to_dict(),
                 "preprocess": model.preprocess.to_dict(),
             },

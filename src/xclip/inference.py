@@ -280,11 +280,11 @@ def model_fingerprint(model: XCLIP) -> str:
 
 
 def _model_info(model: XCLIP, source: str) -> dict[str, Any]:
-    from .factory import _config_name
+    from .config import registered_name
 
     return {
         "source": source,
-        "architecture": _config_name(model.cfg),
+        "architecture": registered_name(model.cfg),
         "fingerprint": model_fingerprint(model),
         "config": model.cfg.to_dict(),
         "preprocess": model.preprocess.to_dict(),
