@@ -1,263 +1,38 @@
-"""Frame-exact video decoding with keyframe-aware seeking.
+"""The PyAV backend: keyframe-aware, frame-exact decoding (the default; PyAV is always installed).
 
-One interface, three backends::
-
-    from xclip.data.decode import open_video
-
-    with open_video("video.mp4") as reader:            # backend="auto" -> PyAV
-        meta = reader.metadata                          # num_frames, fps, duration, width, ...
-        clip = reader.get_frames([3, 40, 40, 7])        # uint8 [4, H, W, 3] RGB, in that order
-
-* ``pyav`` (default, always available): demuxes the file once without decoding to learn every
-  packet's timestamp and which ones are keyframes. Frame ``i`` is the frame with the ``i``-th
-  smallest presentation timestamp (exact for variable frame rate, B-frames and edit lists; no
-  ``fps * time`` arithmetic). To read a set of frames it seeks only when the keyframe of the next
-  wanted frame lies ahead of the current decode position and otherwise decodes forward, so 8
-  frames of a long clip never cost a full decode, and a long GOP never costs one seek per frame.
-  Packets are decoded one by one and FFmpeg errors are caught, so truncated or partly garbled
-  files give every frame that can be decoded; frames whose data is known to be damaged raise
-  instead of coming back concealed (``strict=True``).
-* ``torchcodec`` (optional; needs the system FFmpeg libraries) with ``seek_mode="exact"``.
-* ``decord`` (optional; ``get_batch``). decord rotates frames but does not report the angle.
-
-Errors are :class:`VideoDecodeError` (with ``.path`` and ``.reason``) whatever the backend;
-asking for a frame past the end raises :class:`FrameIndexError`, a subclass.
-
-Time limits (see :class:`PyAVReader` and :func:`decode_watchdog`): ``timeout`` bounds each stall
-of FFmpeg's I/O and the total time of each ``open``/``get_frames`` call, checked between packets;
-``watchdog`` additionally ends the process (dumping tracebacks) if one call exceeds it even
-inside a single C call, so a DataLoader worker can never hang forever: the DataLoader then
-reports a dead worker instead of waiting.
+The reader demuxes the file once without decoding to learn every packet's timestamp and which
+ones are keyframes. Frame ``i`` is the frame with the ``i``-th smallest presentation timestamp
+(exact for variable frame rate, B-frames and edit lists; no ``fps * time`` arithmetic). To read
+a set of frames it seeks only when the keyframe of the next wanted frame lies ahead of the
+current decode position and otherwise decodes forward, so 8 frames of a long clip never cost a
+full decode, and a long GOP never costs one seek per frame. Packets are decoded one by one and
+FFmpeg errors are caught, so truncated or partly garbled files give every frame that can be
+decoded; frames whose data is known to be damaged raise instead of coming back concealed
+(``strict=True``).
 """
 
 from __future__ import annotations
 
 import bisect
 import contextlib
-import faulthandler
 import io
-import os
-import sys
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = [
-    "BACKENDS",
-    "DecodeStats",
-    "DecordReader",
-    "FrameIndexError",
-    "PyAVReader",
-    "TorchCodecReader",
-    "VideoDecodeError",
-    "VideoMetadata",
-    "VideoReader",
-    "available_backends",
-    "decode_watchdog",
-    "open_video",
-    "read_frames",
-]
+from xclip.data.video.errors import VideoDecodeError
+from xclip.data.video.reader import (
+    VideoMetadata,
+    VideoReader,
+    VideoSource,
+    normalise_rotation,
+    normalise_source,
+)
+from xclip.data.video.watchdog import decode_watchdog
 
-BACKENDS = ("pyav", "torchcodec", "decord")
-
-
-class VideoDecodeError(Exception):
-    """A video could not be opened or a requested frame could not be decoded."""
-
-    def __init__(self, path: str, reason: str):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
-
-    def __reduce__(self):  # picklable across DataLoader worker processes
-        return (type(self), (self.path, self.reason))
-
-
-class FrameIndexError(VideoDecodeError, IndexError):
-    """A requested frame index is outside ``[0, num_frames)``."""
-
-
-@dataclass(frozen=True)
-class VideoMetadata:
-    """What a reader knows about the video stream after opening it.
-
-    ``width``/``height`` are those of the returned frames, i.e. after rotation.
-    ``rotation`` is the display rotation in degrees counter-clockwise (0, 90, 180 or 270) as
-    stored in the file's display matrix; readers that apply it say so in ``rotation_applied``.
-    ``num_frames`` counts the frames present in the file (demuxed packets for PyAV), which can
-    be lower than the header's claim for truncated files. ``fps`` is the average frame rate
-    ``num_frames / duration``; ``duration`` is in seconds.
-    """
-
-    path: str
-    num_frames: int
-    fps: float
-    duration: float
-    width: int
-    height: int
-    rotation: int | None = 0  # None: the backend does not report it
-    rotation_applied: bool = True
-    codec: str = ""
-    backend: str = ""
-    header_num_frames: int = 0
-    keyframes: tuple[int, ...] = ()
-
-
-@dataclass
-class DecodeStats:
-    """Instrumentation counters of a reader (cumulative; reset with ``reader.stats.reset()``)."""
-
-    decoded_frames: int = 0  # frames that came out of the decoder
-    converted_frames: int = 0  # frames converted to RGB (returned)
-    packets: int = 0  # packets sent to the decoder
-    seeks: int = 0
-    errors: int = 0  # FFmpeg errors caught and recovered from
-    calls: int = 0
-    history: list[str] = field(default_factory=list, repr=False)  # first 100 error messages
-
-    def reset(self) -> None:
-        self.decoded_frames = self.converted_frames = self.packets = 0
-        self.seeks = self.errors = self.calls = 0
-        self.history.clear()
-
-
-def _source_name(source: Any, name: str | None) -> str:
-    if name is not None:
-        return str(name)
-    if isinstance(source, str | os.PathLike):
-        return os.fspath(source)
-    if isinstance(source, bytes | bytearray | memoryview):
-        return "<bytes>"
-    return str(getattr(source, "name", "<file-like>"))
-
-
-def _as_indices(indices) -> np.ndarray:
-    idx = np.asarray(indices)
-    if idx.ndim != 1:
-        idx = idx.reshape(-1)
-    if (
-        idx.size
-        and not np.issubdtype(idx.dtype, np.integer)
-        and not np.all(np.equal(np.mod(idx, 1), 0))
-    ):
-        raise TypeError(f"frame indices must be integers, got {idx.dtype}")
-    return idx.astype(np.int64, copy=False)
-
-
-def _check_range(path: str, idx: np.ndarray, num_frames: int) -> None:
-    if idx.size == 0:
-        return
-    lo, hi = int(idx.min()), int(idx.max())
-    if lo < 0 or hi >= num_frames:
-        bad = hi if hi >= num_frames else lo
-        raise FrameIndexError(
-            path,
-            f"requested frame index {bad} (max requested {hi}) but the video has "
-            f"{num_frames} decodable frames (valid indices 0..{num_frames - 1})",
-        )
-
-
-def _normalise_rotation(deg: float) -> int:
-    return int(round(float(deg) / 90.0)) % 4 * 90
-
-
-@contextlib.contextmanager
-def decode_watchdog(seconds: float | None):
-    """Hard time limit for the enclosed block: if it runs longer than ``seconds``, Python dumps
-    every thread's traceback to stderr and the *process exits* (``faulthandler``; works even when
-    the main thread is stuck inside an FFmpeg C call that never returns).
-
-    Meant for DataLoader worker processes: a hung worker dies and the DataLoader raises
-    "worker exited unexpectedly" instead of waiting forever. Do not use it in the main process
-    of a job you want to survive. Only one watchdog is active at a time per process.
-    """
-    if not seconds:
-        yield
-        return
-    faulthandler.dump_traceback_later(float(seconds), exit=True, file=sys.stderr)
-    try:
-        yield
-    finally:
-        faulthandler.cancel_dump_traceback_later()
-
-
-class VideoReader:
-    """Base class: open once, read any frames by index, close.
-
-    Subclasses implement ``_get_unique(sorted_unique_indices) -> list of [H, W, 3] arrays``.
-    """
-
-    backend = ""
-
-    def __init__(self, source, *, name: str | None = None, watchdog: float | None = None):
-        self.path = _source_name(source, name)
-        self.watchdog = watchdog
-        self.stats = DecodeStats()
-        self.metadata: VideoMetadata
-
-    def _existing_path_or_bytes(self, source):
-        """Path-likes as ``str`` (which must exist), buffers as ``bytes``; file objects as given."""
-        if isinstance(source, os.PathLike):
-            source = os.fspath(source)
-        if isinstance(source, str) and not os.path.exists(source):
-            raise VideoDecodeError(self.path, "file does not exist")
-        if isinstance(source, bytearray | memoryview):
-            source = bytes(source)
-        return source
-
-    # -- public API -----------------------------------------------------------------------------
-    @property
-    def num_frames(self) -> int:
-        return self.metadata.num_frames
-
-    def __len__(self) -> int:
-        return self.num_frames
-
-    def get_frames(self, indices) -> np.ndarray:
-        """Frames ``indices`` (any order, duplicates allowed) as uint8 ``[N, H, W, 3]`` RGB."""
-        idx = _as_indices(indices)
-        _check_range(self.path, idx, self.num_frames)
-        self.stats.calls += 1
-        if idx.size == 0:
-            return np.empty((0, self.metadata.height, self.metadata.width, 3), np.uint8)
-        uniq, inverse = np.unique(idx, return_inverse=True)
-        with decode_watchdog(self.watchdog):
-            frames = self._get_unique([int(i) for i in uniq])
-        batch = np.stack(frames) if len(frames) > 1 else frames[0][None]
-        if len(uniq) == len(idx) and np.array_equal(uniq, idx):
-            return np.ascontiguousarray(batch)
-        return batch[inverse.reshape(-1)]
-
-    def get_frame(self, index: int) -> np.ndarray:
-        return self.get_frames([index])[0]
-
-    def close(self) -> None:  # pragma: no cover - overridden
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self):
-        with contextlib.suppress(Exception):
-            self.close()
-
-    def _get_unique(self, targets: list[int]) -> list[np.ndarray]:  # pragma: no cover
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        m = getattr(self, "metadata", None)
-        return f"{type(self).__name__}({self.path!r}, {m})"
-
-
-# ------------------------------------------------------------------------------------------------
-# PyAV
-# ------------------------------------------------------------------------------------------------
+__all__ = ["PyAVReader"]
 
 
 class PyAVReader(VideoReader):
@@ -289,7 +64,7 @@ class PyAVReader(VideoReader):
 
     def __init__(
         self,
-        source,
+        source: VideoSource,
         *,
         num_threads: int = 1,
         thread_type: str = "AUTO",
@@ -302,7 +77,7 @@ class PyAVReader(VideoReader):
         max_errors: int = 300,
     ):
         super().__init__(source, name=name, watchdog=watchdog)
-        import av  # noqa: PLC0415 - optional at import time of the package
+        import av  # lazy: optional dependency
 
         self._av = av
         self.timeout = timeout
@@ -320,14 +95,11 @@ class PyAVReader(VideoReader):
     def _fail(self, reason: str) -> VideoDecodeError:
         return VideoDecodeError(self.path, reason)
 
-    def _open(self, source, num_threads: int, thread_type: str) -> None:
+    def _open(self, source: VideoSource, num_threads: int, thread_type: str) -> None:
         self._start_deadline()
-        if isinstance(source, bytes | bytearray | memoryview):
-            source = io.BytesIO(bytes(source))
-        elif isinstance(source, os.PathLike):
-            source = os.fspath(source)
-        if isinstance(source, str) and not os.path.exists(source):
-            raise self._fail("file does not exist")
+        source = normalise_source(source, self.path)
+        if isinstance(source, bytes):
+            source = io.BytesIO(source)
         self._source = source
         self._num_threads, self._thread_type = num_threads, thread_type
         self._open_container()
@@ -343,7 +115,7 @@ class PyAVReader(VideoReader):
             raise self._fail(f"failed while reading the stream ({type(e).__name__}: {e})") from e
         # (the container may have been reopened: never keep stream objects of an old one)
         stream, cc = self._stream, self._cc
-        rotation = _normalise_rotation(getattr(first, "rotation", 0) or 0)
+        rotation = normalise_rotation(getattr(first, "rotation", 0) or 0)
         w, h = first.width, first.height
         if self.apply_rotation and rotation in (90, 270):
             w, h = h, w
@@ -630,7 +402,7 @@ class PyAVReader(VideoReader):
         # One reformatter per reader: ``frame.to_ndarray(format=...)`` builds a new swscale
         # context for every frame, which costs more than decoding a small frame.
         if self._reformatter is None:
-            from av.video.reformatter import VideoReformatter  # noqa: PLC0415
+            from av.video.reformatter import VideoReformatter  # lazy: optional dependency
 
             self._reformatter = VideoReformatter()
         return self._reformatter.reformat(frame, format="rgb24").to_ndarray()
@@ -713,195 +485,3 @@ class PyAVReader(VideoReader):
         if container is not None:
             with contextlib.suppress(Exception):
                 container.close()
-
-
-# ------------------------------------------------------------------------------------------------
-# torchcodec
-# ------------------------------------------------------------------------------------------------
-
-
-class TorchCodecReader(VideoReader):
-    """torchcodec ``VideoDecoder(seek_mode="exact")``; applies rotation itself."""
-
-    backend = "torchcodec"
-
-    def __init__(
-        self,
-        source,
-        *,
-        num_threads: int = 1,
-        name: str | None = None,
-        watchdog: float | None = None,
-        **_ignored,
-    ):
-        super().__init__(source, name=name, watchdog=watchdog)
-        from torchcodec.decoders import VideoDecoder  # noqa: PLC0415
-
-        source = self._existing_path_or_bytes(source)
-        try:
-            with decode_watchdog(watchdog):
-                self._dec = VideoDecoder(
-                    source,
-                    seek_mode="exact",
-                    num_ffmpeg_threads=num_threads,
-                    dimension_order="NHWC",
-                )
-            md = self._dec.metadata
-        except Exception as e:
-            raise VideoDecodeError(self.path, f"cannot open ({type(e).__name__}: {e})") from e
-        n = int(md.num_frames or 0)
-        if n <= 0:
-            raise VideoDecodeError(self.path, "the video stream has no frames")
-        rotation = _normalise_rotation(getattr(md, "rotation", 0) or 0)
-        self.metadata = VideoMetadata(
-            path=self.path,
-            num_frames=n,
-            fps=float(md.average_fps or 0.0),
-            duration=float(md.duration_seconds or 0.0),
-            width=int(md.width),
-            height=int(md.height),
-            rotation=rotation,
-            rotation_applied=True,
-            codec=str(md.codec or ""),
-            backend=self.backend,
-            header_num_frames=int(getattr(md, "num_frames_from_header", 0) or 0),
-        )
-
-    def _get_unique(self, targets: list[int]) -> list[np.ndarray]:
-        try:
-            batch = self._dec.get_frames_at(targets).data.numpy()
-        except Exception as e:
-            raise VideoDecodeError(self.path, f"decoding failed ({type(e).__name__}: {e})") from e
-        self.stats.decoded_frames += len(targets)
-        self.stats.converted_frames += len(targets)
-        return list(batch)
-
-    def close(self) -> None:
-        self._dec = None
-
-
-# ------------------------------------------------------------------------------------------------
-# decord
-# ------------------------------------------------------------------------------------------------
-
-
-class DecordReader(VideoReader):
-    """decord ``VideoReader.get_batch``.
-
-    decord applies rotation metadata but does not report it (``metadata.rotation`` is ``None``).
-    ``metadata`` is built on first access (decord needs to decode a frame to know the frame
-    size); ``num_frames``/``len()`` are free. decord fails on some frame sizes (e.g. 48 px wide:
-    "DECORDArrayCopyFromTo: The size must exactly match"); that raises ``VideoDecodeError``.
-    """
-
-    backend = "decord"
-
-    def __init__(
-        self,
-        source,
-        *,
-        num_threads: int = 1,
-        name: str | None = None,
-        watchdog: float | None = None,
-        **_ignored,
-    ):
-        super().__init__(source, name=name, watchdog=watchdog)
-        import decord  # noqa: PLC0415
-
-        source = self._existing_path_or_bytes(source)
-        if isinstance(source, bytes):
-            source = io.BytesIO(source)
-        try:
-            with decode_watchdog(watchdog):
-                self._vr = decord.VideoReader(source, num_threads=num_threads)
-            self._n = len(self._vr)
-        except Exception as e:
-            raise VideoDecodeError(self.path, f"cannot open ({type(e).__name__}: {e})") from e
-        if self._n <= 0:
-            raise VideoDecodeError(self.path, "the video stream has no frames")
-        self._metadata: VideoMetadata | None = None
-
-    @property
-    def num_frames(self) -> int:
-        return self._n
-
-    @property
-    def metadata(self) -> VideoMetadata:
-        if self._metadata is None:
-            first = self._get_unique([0])[0]
-            fps = float(self._vr.get_avg_fps())
-            self._metadata = VideoMetadata(
-                path=self.path,
-                num_frames=self._n,
-                fps=fps,
-                duration=self._n / fps if fps else 0.0,
-                width=int(first.shape[1]),
-                height=int(first.shape[0]),
-                rotation=None,
-                rotation_applied=True,
-                backend=self.backend,
-                header_num_frames=self._n,
-                keyframes=tuple(int(k) for k in self._vr.get_key_indices()),
-            )
-        return self._metadata
-
-    def _get_unique(self, targets: list[int]) -> list[np.ndarray]:
-        try:
-            batch = self._vr.get_batch(targets).asnumpy()
-        except Exception as e:
-            raise VideoDecodeError(self.path, f"decoding failed ({type(e).__name__}: {e})") from e
-        if batch.ndim != 4 or batch.shape[-1] != 3:
-            raise VideoDecodeError(
-                self.path, f"decord returned frames of shape {batch.shape} (decord bug)"
-            )
-        self.stats.decoded_frames += len(targets)
-        self.stats.converted_frames += len(targets)
-        return list(batch)
-
-    def close(self) -> None:
-        self._vr = None
-
-
-# ------------------------------------------------------------------------------------------------
-# factory
-# ------------------------------------------------------------------------------------------------
-
-_READERS = {"pyav": PyAVReader, "torchcodec": TorchCodecReader, "decord": DecordReader}
-
-
-def available_backends() -> list[str]:
-    """Backends importable here (torchcodec also needs the system FFmpeg libraries)."""
-    out = []
-    for name, module in (
-        ("pyav", "av"),
-        ("torchcodec", "torchcodec.decoders"),
-        ("decord", "decord"),
-    ):
-        try:
-            __import__(module)
-        except Exception:
-            continue
-        out.append(name)
-    return out
-
-
-def open_video(source, backend: str = "auto", **kwargs) -> VideoReader:
-    """Open ``source`` (path, bytes or binary file-like) with a backend.
-
-    ``backend``: ``"pyav"``, ``"torchcodec"``, ``"decord"`` or ``"auto"`` (= ``"pyav"``, the
-    fastest or equal-fastest in ``benchmarks/bench_data.py`` and the only one that is always
-    installed). Keyword arguments go to the reader (``num_threads``, ``timeout``, ``watchdog``,
-    ``name``, ...; options a backend does not have are ignored by it).
-    """
-    name = "pyav" if backend in ("auto", None, "") else str(backend).lower()
-    if name not in _READERS:
-        raise ValueError(
-            f"unknown video backend {backend!r}; choose from auto, {', '.join(BACKENDS)}"
-        )
-    return _READERS[name](source, **kwargs)
-
-
-def read_frames(source, indices, backend: str = "auto", **kwargs) -> np.ndarray:
-    """Open, read ``indices`` as uint8 ``[N, H, W, 3]`` RGB, close."""
-    with open_video(source, backend, **kwargs) as reader:
-        return reader.get_frames(indices)
