@@ -1,19 +1,16 @@
 """The PyAV backend: keyframe-aware, frame-exact decoding (the default; PyAV is always installed).
 
-The reader demuxes the file once without decoding to learn every packet's timestamp and which
-ones are keyframes. Frame ``i`` is the frame with the ``i``-th smallest presentation timestamp
-(exact for variable frame rate, B-frames and edit lists; no ``fps * time`` arithmetic). To read
-a set of frames it seeks only when the keyframe of the next wanted frame lies ahead of the
-current decode position and otherwise decodes forward, so 8 frames of a long clip never cost a
-full decode, and a long GOP never costs one seek per frame. Packets are decoded one by one and
-FFmpeg errors are caught, so truncated or partly garbled files give every frame that can be
-decoded; frames whose data is known to be damaged raise instead of coming back concealed
-(``strict=True``).
+The reader demuxes the file once without decoding into a :class:`FrameIndex` (frame ``i`` is the
+frame with the ``i``-th smallest presentation timestamp; its keyframes). To read a set of frames
+it seeks only when the keyframe of the next wanted frame lies ahead of the current decode
+position and otherwise decodes forward, so 8 frames of a long clip never cost a full decode, and
+a long GOP never costs one seek per frame. Packets are decoded one by one and FFmpeg errors are
+caught, so truncated or partly garbled files give every frame that can be decoded; frames whose
+data is known to be damaged raise instead of coming back concealed (``strict=True``).
 """
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import io
 import time
@@ -23,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from xclip.data.video.errors import VideoDecodeError
+from xclip.data.video.frame_index import FrameIndex, FrameIndexBuilder
 from xclip.data.video.reader import (
     VideoMetadata,
     VideoReader,
@@ -119,15 +117,15 @@ class PyAVReader(VideoReader):
         w, h = first.width, first.height
         if self.apply_rotation and rotation in (90, 270):
             w, h = h, w
-        n = self._num_frames
+        n = self._index.num_frames
         tb = stream.time_base
-        if self._ordinal or n < 2 or tb is None:
+        if self._index.ordinal or n < 2 or tb is None:
             rate = stream.average_rate or stream.guessed_rate or 0
             fps = float(rate) if rate else 0.0
             duration = n / fps if fps else 0.0
         else:
             # average over the whole stream, including the last frame's duration
-            span = float((self._pts[-1] - self._pts[0]) * tb)
+            span = float((self._index.pts[-1] - self._index.pts[0]) * tb)
             duration = span * n / (n - 1) if span > 0 else 0.0
             fps = n / duration if duration > 0 else float(stream.average_rate or 0)
         self.metadata = VideoMetadata(
@@ -142,7 +140,7 @@ class PyAVReader(VideoReader):
             codec=cc.name,
             backend=self.backend,
             header_num_frames=int(stream.frames or 0),
-            keyframes=tuple(self._keys),
+            keyframes=self._index.keyframes,
         )
 
     def _open_container(self) -> None:
@@ -208,50 +206,18 @@ class PyAVReader(VideoReader):
 
     def _build_index(self) -> None:
         """Demux the whole stream once (no decoding): timestamps and keyframe flags."""
-        pts_list: list[int] = []
-        key_pts: list[int] = []
-        max_dts = None
-        missing_ts = False
-        damaged = False
+        builder = FrameIndexBuilder()
         errors_before = self.stats.errors
         for packet in self._packets():
             self._check_deadline("indexing")
-            if packet.size == 0 or packet.is_discard:
-                continue
-            if packet.is_corrupt:
-                damaged = True
-                continue
-            ts = packet.pts if packet.pts is not None else packet.dts
-            if ts is None:
-                missing_ts = True
-                pts_list.append(len(pts_list))
-                continue
-            pts_list.append(int(ts))
-            if packet.dts is not None:
-                max_dts = int(packet.dts) if max_dts is None else max(max_dts, int(packet.dts))
-            if packet.is_keyframe:
-                key_pts.append(int(ts))
-        header = int(self._stream.frames or 0)
-        damaged = damaged or self.stats.errors > errors_before or 0 < header > len(pts_list)
-        if damaged and not missing_ts and max_dts is not None:
-            # A truncated file holds a prefix of the packets in *decoding* order. Frames still
-            # missing have pts >= dts > max_dts, so frames up to max_dts have no gaps between
-            # them; later ones might (B-frames), so they are dropped to keep indices exact.
-            pts_list = [p for p in pts_list if p <= max_dts]
-        if not pts_list:
+            builder.add(packet)
+        index = builder.build(
+            header_frames=int(self._stream.frames or 0),
+            demux_failed=self.stats.errors > errors_before,
+        )
+        if index is None:
             raise self._fail("the video stream has no frames")
-        pts = np.array(sorted(pts_list), dtype=np.int64)
-        # Without usable timestamps frames are numbered in decoding output order and only
-        # decoded sequentially from the start.
-        self._ordinal = missing_ts or bool(np.any(np.diff(pts) == 0))
-        self._num_frames = len(pts)
-        self._pts = pts
-        self._pts_to_index = {int(p): i for i, p in enumerate(pts)}
-        if self._ordinal:
-            self._keys = [0]
-        else:
-            self._keys = sorted({self._pts_to_index[p] for p in key_pts if p in self._pts_to_index})
-            self._keys = self._keys or [0]
+        self._index: FrameIndex = index
 
     def _reset_decoder_state(self) -> None:
         self._pkt_iter = None  # packet generator; None = must seek before decoding
@@ -273,11 +239,11 @@ class PyAVReader(VideoReader):
         self._consecutive_errors = 0
 
     def _first_frame(self):
-        self._seek_to(self._keys[0])
+        self._seek_to(self._index.keyframes[0])
         item = self._next_frame()
         if item is None:
             raise self._fail(
-                f"no frame could be decoded ({self._num_frames} packets, "
+                f"no frame could be decoded ({self._index.num_frames} packets, "
                 f"{self.stats.errors} decoding errors)"
             )
         self._pending = item
@@ -300,10 +266,10 @@ class PyAVReader(VideoReader):
         """Position the demuxer at the keyframe ``index`` (or the start in ordinal mode)."""
         av = self._av
         self.stats.seeks += 1
-        target = 0 if self._ordinal else index
-        pts = int(self._pts[target])
+        target = 0 if self._index.ordinal else index
+        pts = int(self._index.pts[target])
         try:
-            if self._ordinal:
+            if self._index.ordinal:
                 self._container.seek(0)
             else:
                 self._container.seek(pts, backward=True, any_frame=False, stream=self._stream)
@@ -317,7 +283,7 @@ class PyAVReader(VideoReader):
             target = 0
         self._queue.clear()
         self._pending = None
-        self._pos = (-1 if self._ordinal else target - 1) if target else -1
+        self._pos = (-1 if self._index.ordinal else target - 1) if target else -1
         self._eof = False
         self._out_count = 0
         self._taint_on = False
@@ -378,17 +344,17 @@ class PyAVReader(VideoReader):
             self.stats.decoded_frames += 1
             if frame.is_corrupt:
                 continue
-            if self._ordinal:
+            if self._index.ordinal:
                 index = self._out_count
                 self._out_count += 1
             else:
                 pts = frame.pts if frame.pts is not None else frame.dts
-                index = self._pts_to_index.get(pts)
+                index = self._index.frame_at(pts)
                 if index is None:  # frame of a discarded/corrupt packet
                     continue
                 if pts in self._tainted_pts:
                     continue
-            if index <= self._pos and not self._ordinal:
+            if index <= self._pos and not self._index.ordinal:
                 continue  # leading frames after a seek that we already passed
             self._pos = index
             return index, frame
@@ -425,8 +391,8 @@ class PyAVReader(VideoReader):
 
     def _get_unique(self, targets: list[int]) -> list[np.ndarray]:
         self._start_deadline()
-        if self.skip_nonref and not self._ordinal:
-            self._want_pts = {int(self._pts[t]) for t in targets}
+        if self.skip_nonref and not self._index.ordinal:
+            self._want_pts = {int(self._index.pts[t]) for t in targets}
         try:
             out = [self._get_one(t) for t in targets]
         finally:
@@ -445,31 +411,31 @@ class PyAVReader(VideoReader):
             return False
         if t < cur or (t == cur and self._pending is None):
             return True  # behind the decoder: must go back
-        if self._ordinal:
+        if self._index.ordinal:
             return False
-        key = self._keys[bisect.bisect_right(self._keys, t) - 1]
+        key = self._index.keyframes[self._index.keyframe_position(t)]
         return key > self._pos + 1  # skipping at least one frame by seeking
 
     def _get_one(self, t: int) -> np.ndarray:
-        k = bisect.bisect_right(self._keys, t) - 1
+        k = self._index.keyframe_position(t)
         seeked = self._needs_seek(t)
         if seeked:
-            self._seek_to(self._keys[k])
+            self._seek_to(self._index.keyframes[k])
         frame = self._decode_target(t)
         if frame is None:
             # Retry from this keyframe (the frame may have been skipped as non-reference in an
             # earlier call) and earlier ones (seek landed too late, or broken references).
-            retries = [] if self._ordinal else sorted({k, max(k - 1, 0), 0}, reverse=True)
+            retries = [] if self._index.ordinal else sorted({k, max(k - 1, 0), 0}, reverse=True)
             for kk in retries:
-                if seeked and kk == k and not self._ordinal:
+                if seeked and kk == k and not self._index.ordinal:
                     continue
-                self._seek_to(self._keys[kk])
+                self._seek_to(self._index.keyframes[kk])
                 frame = self._decode_target(t)
                 if frame is not None:
                     break
         if frame is None:
             raise self._fail(
-                f"frame {t} of {self._num_frames} could not be decoded "
+                f"frame {t} of {self._index.num_frames} could not be decoded "
                 f"({self.stats.errors} decoding errors so far)"
             )
         return self._to_rgb(frame)
