@@ -437,11 +437,11 @@ print("not reached")
 
 
 def test_watchdog_ends_a_stuck_worker():
-    import xclip.data.decode as decode
+    import xclip.data.video.watchdog as watchdog
 
     t0 = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-c", _WATCHDOG_SCRIPT, decode.__file__],
+        [sys.executable, "-c", _WATCHDOG_SCRIPT, watchdog.__file__],
         capture_output=True,
         text=True,
         timeout=30,
