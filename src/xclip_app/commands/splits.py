@@ -77,33 +77,33 @@ def _splits(s: str) -> list[int]:
 
 
 def _renames(spec: str) -> dict[str, str] | None:
-    import csv
+    """``--renames``: ``None`` for the built-in table, ``{}`` for none, else the CSV file's table."""
+    from xclip_app.splits.kinetics600 import read_renames_csv  # lazy: CLI start-up
 
     if spec == "builtin":
         return None
     if spec == "none":
         return {}
-    p = Path(spec)
-    if not p.is_file():
-        raise FileNotFoundError(f"--renames file not found: {p}")
-    rows = [r for r in csv.reader(p.open(encoding="utf-8")) if r and any(c.strip() for c in r)]
-    if rows and [c.strip().lower() for c in rows[0]] in (
-        ["k400", "k600"],
-        ["k400_name", "k600_name"],
-    ):
-        rows = rows[1:]
-    bad = [i + 1 for i, r in enumerate(rows) if len(r) != 2]
-    if bad:
-        raise ValueError(f"{p}: lines {bad} are not 'k400_name,k600_name'")
-    return {a.strip(): b.strip() for a, b in rows}
+    return read_renames_csv(spec)
 
 
 def run(args: argparse.Namespace) -> int:
-    from xclip.data import annotations as A
+    from xclip.data.annotations import (  # lazy: CLI start-up
+        read_labels_csv,
+        read_video_list,
+        write_labels_csv,
+        write_video_list,
+    )
+    from xclip_app.splits.kinetics600 import (  # lazy: CLI start-up
+        k600_novel_classes,
+        k600_zeroshot_subsets,
+    )
+    from xclip_app.splits.kshot import kshot_entries  # lazy: CLI start-up
+    from xclip_app.splits.ucf_hmdb import hmdb51_splits, ucf101_splits  # lazy: CLI start-up
 
     out = Path(args.out)
     if args.protocol in ("ucf101", "hmdb51"):
-        fn = A.ucf101_splits if args.protocol == "ucf101" else A.hmdb51_splits
+        fn = ucf101_splits if args.protocol == "ucf101" else hmdb51_splits
         labels = "ucf_101_labels.csv" if args.protocol == "ucf101" else "hmdb_51_labels.csv"
         s = fn(args.official_dir, _splits(args.splits))
         files = s.write(out, labels)
@@ -112,35 +112,35 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(s.class_names)} classes; wrote {len(files)} files to {out}")
         return 0
     if args.protocol == "kshot":
-        entries = A.read_video_list(args.list)
-        picked = A.kshot_entries(entries, args.k, args.seed, allow_fewer=args.allow_fewer)
-        A.write_video_list(out, picked)
+        entries = read_video_list(args.list)
+        picked = kshot_entries(entries, args.k, args.seed, allow_fewer=args.allow_fewer)
+        write_video_list(out, picked)
         n_cls = len({e.label for e in picked})
         print(
             f"{len(picked)} videos ({args.k} per class, {n_cls} classes, seed {args.seed}) -> {out}"
         )
         return 0
     # k600-zeroshot
-    k400 = A.read_labels_csv(args.k400_labels)
-    k600 = A.read_labels_csv(args.k600_labels)
-    novel = A.k600_novel_classes(k400, k600, _renames(args.renames), exclude=args.exclude)
+    k400 = read_labels_csv(args.k400_labels)
+    k600 = read_labels_csv(args.k600_labels)
+    novel = k600_novel_classes(k400, k600, _renames(args.renames), exclude=args.exclude)
     print(novel.report())
     if args.expect is not None and len(novel.novel) != args.expect:
         raise ValueError(
             f"found {len(novel.novel)} novel classes, expected {args.expect}; adjust --renames "
             "or --exclude (the report above lists what was matched)"
         )
-    entries = A.read_video_list(args.k600_list, num_classes=len(k600)) if args.k600_list else None
-    subsets = A.k600_zeroshot_subsets(
+    entries = read_video_list(args.k600_list, num_classes=len(k600)) if args.k600_list else None
+    subsets = k600_zeroshot_subsets(
         novel, k600, entries, num_subsets=args.subsets, size=args.size, seed=args.seed
     )
     out.mkdir(parents=True, exist_ok=True)
-    A.write_labels_csv(out / "k600_novel_labels.csv", novel.novel)
+    write_labels_csv(out / "k600_novel_labels.csv", novel.novel)
     for s in subsets:
         files = (
             s.write(out)
             if entries is not None
-            else [A.write_labels_csv(out / f"k600_zeroshot_labels_{s.index}.csv", s.class_names)]
+            else [write_labels_csv(out / f"k600_zeroshot_labels_{s.index}.csv", s.class_names)]
         )
         print(
             f"subset {s.index}: {len(s.class_names)} classes, {len(s.entries)} videos -> {', '.join(f.name for f in files)}"

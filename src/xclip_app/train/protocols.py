@@ -123,11 +123,11 @@ def run_fewshot(
     cfg: RunConfig, info: D.DistInfo, resume: str | None = None
 ) -> list[dict[str, Any]]:
     from xclip.data.annotations import (
-        kshot_entries,
         read_labels_csv,
         read_video_list,
         write_video_list,
     )
+    from xclip_app.splits.kshot import kshot_entries
 
     from .engine import Trainer
 
