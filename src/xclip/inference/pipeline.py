@@ -235,6 +235,8 @@ class VideoPipeline:
             for i in range(len(videos)):
                 yield i, job(i)
             return
+        # not a torch DataLoader: its worker processes would copy the inputs and lose the
+        # per-video failure records in input order; decoding threads release the GIL anyway
         lookahead = max(2, 2 * workers)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xclip-decode") as pool:
             pending: OrderedDict[int, Future] = OrderedDict()
