@@ -235,8 +235,8 @@ class VideoPipeline:
             for i in range(len(videos)):
                 yield i, job(i)
             return
-        # not a torch DataLoader: its worker processes would copy the inputs and lose the
-        # per-video failure records in input order; decoding threads release the GIL anyway
+        # not a torch DataLoader: its worker processes start per call and pickle every input
+        # (uploaded bytes, frame arrays); decoding releases the GIL, so threads suffice
         lookahead = max(2, 2 * workers)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="xclip-decode") as pool:
             pending: OrderedDict[int, Future] = OrderedDict()
