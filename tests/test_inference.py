@@ -18,7 +18,6 @@ from xclip.inference import (
     Prediction,
     VideoClassifier,
     VideoFailure,
-    _windows,
     check_labels,
     embed_videos,
     find_videos,
@@ -26,6 +25,7 @@ from xclip.inference import (
     load_inference_model,
     search,
 )
+from xclip.inference.timeline import frame_windows as _windows
 from xclip_app.cli import main
 
 LABELS = ["cooking", "dancing", "riding a bike"]

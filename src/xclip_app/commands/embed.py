@@ -10,16 +10,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .classify import (
+from xclip_app.inference_args import (
     add_label_arguments,
     add_model_arguments,
     add_view_arguments,
-    exit_code,
     load_model_from_args,
-    progress_bar,
     read_labels,
-    report_failures,
 )
+from xclip_app.inference_output import exit_code, progress_bar, report_failures
 
 NAME = "embed"
 HELP = "write video embeddings (and label-text embeddings) to an index for `search`"
@@ -49,7 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xclip.inference import embed_videos, find_videos
+    from xclip.data.video import find_videos  # lazy: CLI start-up
+    from xclip.inference import embed_videos  # lazy: CLI start-up
 
     if not args.output.endswith((".safetensors", ".npy")):
         raise ValueError(f"--output must end in .safetensors or .npy, got {args.output!r}")

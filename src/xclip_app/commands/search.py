@@ -7,11 +7,10 @@ same weights, which is checked (a weights fingerprint is stored in the index).
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import sys
 
-from .classify import add_model_arguments, load_model_from_args, open_output
+from xclip_app.inference_args import add_model_arguments, load_model_from_args
+from xclip_app.inference_output import FORMATS, open_output, write_search_results
 
 NAME = "search"
 HELP = "rank the videos of an index (from `embed`) for text queries (text-to-video retrieval)"
@@ -30,12 +29,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "tokens); cosine: plain cosine of video and text embeddings",
     )
     p.add_argument("--template", default="{}", help="prompt with {} for the query (default: {})")
-    p.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table")
+    p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("-o", "--output", help="write the results to this file (default: stdout)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from xclip.inference import load_index, search
+    from xclip.inference import load_index, search  # lazy: CLI start-up
+    from xclip.inference.device import resolve_device  # lazy: CLI start-up
 
     if args.top_k < 0:
         raise ValueError(f"--top-k must be >= 0, got {args.top_k}")
@@ -45,9 +45,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.index} does not record its model; pass --model")
     model = load_model_from_args(args, model_src).eval()
     if args.device:
-        from xclip.inference import _resolve_device
-
-        model.to(_resolve_device(args.device))
+        model.to(resolve_device(args.device))
     results = []
     for q in args.queries:
         hits = search(
@@ -56,31 +54,7 @@ def run(args: argparse.Namespace) -> int:
         results.append((q, hits))
     out = open_output(args.output)
     try:
-        if args.format == "table":
-            for q, hits in results:
-                out.write(f"query: {q}\n  {'rank':>4}  {'score':>7}  video\n")
-                for h in hits:
-                    out.write(f"  {h.rank:>4}  {h.score:7.4f}  {h.path}\n")
-                out.write("\n")
-        elif args.format == "json":
-            doc = {
-                "index": args.index,
-                "model": model_src,
-                "results": [
-                    {"query": q, "hits": [h.to_dict() for h in hits]} for q, hits in results
-                ],
-            }
-            out.write(json.dumps(doc, indent=2) + "\n")
-        elif args.format == "jsonl":
-            for q, hits in results:
-                for h in hits:
-                    out.write(json.dumps({"query": q, **h.to_dict()}) + "\n")
-        else:
-            w = csv.writer(out)
-            w.writerow(["query", "rank", "video", "score"])
-            for q, hits in results:
-                for h in hits:
-                    w.writerow([q, h.rank, h.path, f"{h.score:.6f}"])
+        write_search_results(out, args.format, results, {"index": args.index, "model": model_src})
     finally:
         if out is not sys.stdout:
             out.close()

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
-from .classify import (
+from xclip_app.inference_args import (
     add_model_arguments,
     add_view_arguments,
     classifier_from_args,
@@ -48,9 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from ..serve import ServeConfig, make_server
+    from xclip_app.serve import ServeConfig, make_server  # lazy: CLI start-up
 
     if args.max_upload_mb <= 0:
         raise ValueError(f"--max-upload-mb must be > 0, got {args.max_upload_mb}")

@@ -37,6 +37,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from xclip.data.video import VIDEO_EXTENSIONS
+from xclip.inference import VideoClassifier, check_labels
+
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -83,7 +86,9 @@ class XCLIPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], classifier, config: ServeConfig):
+    def __init__(
+        self, address: tuple[str, int], classifier: VideoClassifier, config: ServeConfig
+    ) -> None:
         self.classifier = classifier
         self.config = config
         self.lock = threading.Lock()
@@ -102,8 +107,6 @@ class XCLIPServer(ThreadingHTTPServer):
 
     # -- the work ---------------------------------------------------------------------------
     def list_videos(self) -> list[str]:
-        from xclip.inference import VIDEO_EXTENSIONS
-
         root = self.config.videos_dir
         if root is None:
             return []
@@ -138,9 +141,9 @@ class XCLIPServer(ThreadingHTTPServer):
             raise ApiError(HTTPStatus.NOT_FOUND, f"no video {rel!r} in the folder")
         return full
 
-    def classify(self, video, name: str, labels: list[str], template: str | None) -> dict[str, Any]:
-        from xclip.inference import check_labels
-
+    def classify(
+        self, video: Path | bytes, name: str, labels: list[str], template: str | None
+    ) -> dict[str, Any]:
         clf = self.classifier
         try:
             labels = check_labels(labels)
@@ -204,7 +207,7 @@ def _inside(path: Path, root: Path) -> bool:
 
 def _jpeg_data_url(frame, height: int) -> str:
     """uint8 ``[H, W, 3]`` -> a small JPEG as a data URL (the frames the model saw, before crop)."""
-    from PIL import Image  # a dependency of torchvision
+    from PIL import Image  # lazy: optional dependency
 
     img = Image.fromarray(frame)
     if img.height > height:
@@ -401,7 +404,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def make_server(
-    classifier, config: ServeConfig, host: str = "127.0.0.1", port: int = 8000
+    classifier: VideoClassifier, config: ServeConfig, host: str = "127.0.0.1", port: int = 8000
 ) -> XCLIPServer:
     """A ready :class:`XCLIPServer` (call ``serve_forever()``; ``port=0`` picks a free port)."""
     if config.videos_dir is not None:

@@ -1,0 +1,265 @@
+"""Zero-shot / open-set video classification with your own label texts, and timelines of long videos.
+
+The class-text features of a label set are computed once and cached, so each further video costs
+only the video side (decode, preprocess, vision tower + MIT + prompt generator). Probabilities
+are the softmax over the labels, averaged over the views, as the original multi-view test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data.video import find_videos
+from ..model import XCLIP, VideoFeatures
+from ..tokenizer import tokenize
+from .errors import explain_decode_errors
+from .labels import check_labels, check_template
+from .pipeline import PreparedVideo, VideoInput, VideoPipeline
+from .results import Prediction, VideoFailure
+from .timeline import frame_windows
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["VideoClassifier"]
+
+
+class VideoClassifier(VideoPipeline):
+    """Zero-shot / open-set video classification with your own label texts.
+
+    Args:
+        model: an :class:`~xclip.XCLIP`, a checkpoint path, ``"arch.tag"`` released weights or an
+            architecture name (random weights). The model is put in eval mode on ``device``.
+        labels: the label texts (validated by :func:`check_labels`).
+        template: prompt with ``{}`` where the label goes, e.g. ``"a video of a person {}"``.
+        num_clips, num_crops: views per video (temporal clips x 1 or 3 crops); probabilities are
+            averaged over views.
+        device: ``"cpu"``, ``"cuda"``, ... (default: CUDA when available).
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; softmax in fp32).
+        batch_size: views per model call.
+        decode_threads: FFmpeg threads per video (1 = least overhead when decoding in parallel).
+
+    ``__call__(video, labels=None)`` returns a :class:`Prediction`; other ``labels`` for one call
+    (and ``template``) are allowed; their text features are cached too (up to 32 label sets).
+    """
+
+    def __init__(
+        self,
+        model: XCLIP | str | os.PathLike,
+        labels: Sequence[str],
+        template: str = "{}",
+        *,
+        num_clips: int = 1,
+        num_crops: int = 1,
+        device: str | torch.device | None = None,
+        precision: str = "fp32",
+        batch_size: int = 8,
+        decode_threads: int = 1,
+    ) -> None:
+        super().__init__(
+            model, num_clips=num_clips, num_crops=num_crops, device=device,
+            precision=precision, batch_size=batch_size, decode_threads=decode_threads,
+        )  # fmt: skip
+        self.template = check_template(template)
+        self.labels = check_labels(labels)
+        self._text_cache: OrderedDict[tuple[str, ...], torch.Tensor] = OrderedDict()
+        self.text_features(self.labels)  # computed once, now
+
+    def text_features(
+        self, labels: Sequence[str] | None = None, template: str | None = None
+    ) -> torch.Tensor:
+        """Class-text features ``[K, C]`` of ``labels`` (default: the classifier's) with the
+        template (default: the classifier's) applied; cached per (template, label set)."""
+        labels = self.labels if labels is None else check_labels(labels)
+        template = self.template if template is None else check_template(template)
+        key = (template, *labels)
+        feats = self._text_cache.get(key)
+        if feats is None:
+            tokens = tokenize([template.replace("{}", lb) for lb in labels])
+            with torch.inference_mode(), self.autocast():
+                feats = self.model.encode_text(tokens.to(self.device))
+            self._text_cache[key] = feats
+            while len(self._text_cache) > 32:
+                self._text_cache.popitem(last=False)
+        else:
+            self._text_cache.move_to_end(key)
+        return feats
+
+    def _probs(self, feats: VideoFeatures, text: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode(), self.autocast():
+            logits = self.model.logits(feats, text)  # [V, K]
+        return logits.float().softmax(dim=-1)
+
+    def _ranked(
+        self, probs: torch.Tensor, labels: list[str], prepared: PreparedVideo, **kw: Any
+    ) -> Prediction:
+        p = probs.mean(dim=0).cpu()  # [K], the original averages softmax over views
+        order = p.argsort(descending=True).tolist()
+        return Prediction(
+            labels=tuple(labels[k] for k in order),
+            probs=tuple(float(p[k]) for k in order),
+            source=prepared.source,
+            frame_indices=tuple(tuple(int(i) for i in row) for row in prepared.frame_indices),
+            timings=dict(prepared.timings),
+            **kw,
+        )
+
+    def predict(
+        self,
+        prepared: PreparedVideo,
+        labels: Sequence[str] | None = None,
+        template: str | None = None,
+    ) -> Prediction:
+        """Classify a :class:`PreparedVideo` (from :meth:`prepare`), optionally with other
+        ``labels``/``template`` than the classifier's (their text features are cached too)."""
+        labels = self.labels if labels is None else check_labels(labels)
+        text = self.text_features(labels, template)
+        t0 = time.perf_counter()
+        probs = self._probs(self.encode(prepared.clips), text)
+        prepared.timings["model"] = time.perf_counter() - t0
+        return self._ranked(probs, labels, prepared)
+
+    def __call__(
+        self, video: VideoInput, labels: Sequence[str] | None = None, template: str | None = None
+    ) -> Prediction:
+        """Classify one video: a path, bytes of a file, uint8 frames ``[N, H, W, 3]`` or a
+        preprocessed float clip ``[T, 3, S, S]``/``[V, T, 3, S, S]``."""
+        return self.predict(self.prepare(video), labels, template)
+
+    def classify_iter(
+        self, videos: Sequence[VideoInput], *, workers: int = 1
+    ) -> Iterator[Prediction | VideoFailure]:
+        """Classify many videos, yielding a :class:`Prediction` or :class:`VideoFailure` per
+        video, in order. Decoding runs ``workers`` threads ahead of the model; the views of
+        several videos share one model call (up to ``batch_size`` views)."""
+        text = self.text_features()
+        group: list[PreparedVideo] = []
+        n_views = 0
+
+        def flush() -> Iterator[Prediction]:
+            t0 = time.perf_counter()
+            probs = self._probs(self.encode(torch.cat([g.clips for g in group])), text)
+            dt = (time.perf_counter() - t0) / len(group)
+            out = []
+            for g, p in zip(group, probs.split([len(g.clips) for g in group]), strict=True):
+                g.timings["model"] = dt
+                out.append(self._ranked(p, self.labels, g))
+            return iter(out)
+
+        for _, item in self.prepare_iter(videos, workers=workers):
+            if isinstance(item, VideoFailure):
+                # keep the output order: classify what is waiting before reporting the failure
+                if group:
+                    yield from flush()
+                    group, n_views = [], 0
+                logger.debug("skipping %s: %s", item.source, item.error)
+                yield item
+                continue
+            if group and n_views + len(item.clips) > self.batch_size:
+                yield from flush()
+                group, n_views = [], 0
+            group.append(item)
+            n_views += len(item.clips)
+        if group:
+            yield from flush()
+
+    def classify_many(
+        self,
+        videos: Sequence[VideoInput] | str | os.PathLike,
+        *,
+        workers: int = 1,
+        progress: Callable[[int, int, str], None] | None = None,
+    ) -> tuple[list[Prediction], list[VideoFailure]]:
+        """Classify a list of videos (or a folder): ``(predictions, failures)``. Unreadable
+        videos are logged, skipped and listed in ``failures``; ``progress(done, total, source)``
+        is called after each video."""
+        if isinstance(videos, str | os.PathLike):
+            videos = find_videos([videos])
+        preds: list[Prediction] = []
+        fails: list[VideoFailure] = []
+        for i, r in enumerate(self.classify_iter(videos, workers=workers)):
+            (fails if isinstance(r, VideoFailure) else preds).append(r)
+            if progress is not None:
+                progress(i + 1, len(videos), r.source)
+        return preds, fails
+
+    # -- long videos --------------------------------------------------------------------------
+    def timeline(
+        self,
+        video: str | os.PathLike | bytes | np.ndarray | torch.Tensor,
+        window: float,
+        stride: float | None = None,
+        *,
+        fps: float | None = None,
+        labels: Sequence[str] | None = None,
+    ) -> list[Prediction]:
+        """Predictions per time window of a long video (``window``/``stride`` in seconds; the
+        default stride is the window). Windows start every ``stride`` seconds; the last one ends
+        at the end of the video (it may be shorter); a video shorter than one window gives one
+        window over the whole video. Each window is classified like a whole video (T frames at
+        its segment centres). uint8 frames ``[N, H, W, 3]`` need ``fps``.
+        Times use the average frame rate of the file (``num_frames / duration``)."""
+        stride = window if stride is None else stride
+        if not window > 0 or not stride > 0:
+            raise ValueError(f"window and stride must be > 0 seconds, got {window} and {stride}")
+        labels = self.labels if labels is None else check_labels(labels)
+        text = self.text_features(labels)
+        if isinstance(video, np.ndarray | torch.Tensor):
+            if fps is None or fps <= 0:
+                raise ValueError("timeline() of raw frames needs their frame rate: fps=...")
+            if video.dtype not in (np.uint8, torch.uint8) or video.ndim != 4:
+                raise ValueError("timeline() takes uint8 frames [N, H, W, 3]")
+            source, reader_cm = "<frames>", contextlib.nullcontext(None)
+            total = int(video.shape[0])
+        else:
+            source = os.fspath(video) if isinstance(video, str | os.PathLike) else "<bytes>"
+            reader_cm = explain_decode_errors()
+        results: list[Prediction] = []
+        with reader_cm:
+            reader = None if source == "<frames>" else self.open_reader(video, None)
+            try:
+                if reader is not None:
+                    fps, total = reader.metadata.fps, reader.num_frames
+                assert fps is not None
+                windows = frame_windows(total, fps, window, stride)
+                per_call = max(1, self.batch_size // (self.num_clips * self.num_crops))
+                for c in range(0, len(windows), per_call):
+                    chunk = windows[c : c + per_call]
+                    t0 = time.perf_counter()
+                    idx = [lo + self.sample_indices(hi - lo) for lo, hi in chunk]  # [num_clips, T]
+                    flat = np.concatenate([i.reshape(-1) for i in idx])
+                    if reader is not None:
+                        frames = reader.get_frames(flat)
+                    else:
+                        frames = video[
+                            torch.from_numpy(flat) if isinstance(video, torch.Tensor) else flat
+                        ]
+                    t1 = time.perf_counter()
+                    frames = frames.reshape(len(chunk), *idx[0].shape, *frames.shape[1:])
+                    clips = torch.cat([self.preprocess(f) for f in frames])  # [W*V, T, 3, S, S]
+                    t2 = time.perf_counter()
+                    probs = self._probs(self.encode(clips), text)
+                    t3 = time.perf_counter()
+                    n = len(chunk)
+                    timings = {
+                        "decode": (t1 - t0) / n,
+                        "preprocess": (t2 - t1) / n,
+                        "model": (t3 - t2) / n,
+                    }
+                    for (lo, hi), i, p in zip(
+                        chunk, idx, probs.split(len(probs) // n), strict=True
+                    ):
+                        prep = PreparedVideo(source, clips[:0], i, timings=timings)
+                        results.append(self._ranked(p, labels, prep, start=lo / fps, end=hi / fps))
+            finally:
+                if reader is not None:
+                    reader.close()
+        return results

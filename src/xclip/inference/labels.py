@@ -1,0 +1,58 @@
+"""Label texts and the prompt template they are put in, checked before the text tower sees them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["check_labels", "check_template"]
+
+
+def _label_key(label: str) -> str:
+    # The CLIP tokenizer lower-cases and collapses whitespace, so these labels are the same text.
+    return " ".join(label.lower().split())
+
+
+def check_labels(labels: Iterable[str]) -> list[str]:
+    """Stripped labels, or ``ValueError`` for an empty set, an empty label or duplicates.
+
+    Labels that differ only in case or spacing count as duplicates: the tokenizer lower-cases
+    and collapses whitespace, so they would get identical embeddings and split the probability.
+    """
+    if isinstance(labels, str):
+        raise TypeError("labels must be a list of strings, not one string (split it first)")
+    out = [str(lb).strip() for lb in labels]
+    if not out:
+        raise ValueError("no labels given; give at least two label texts, e.g. 'cooking,dancing'")
+    empty = [i + 1 for i, lb in enumerate(out) if not lb]
+    if empty:
+        raise ValueError(f"label(s) at position {empty} are empty; remove them")
+    seen: dict[str, int] = {}
+    dups = []
+    for i, lb in enumerate(out):
+        key = _label_key(lb)
+        if key in seen:
+            dups.append(f"{lb!r} (positions {seen[key] + 1} and {i + 1})")
+        else:
+            seen[key] = i
+    if dups:
+        raise ValueError(
+            f"duplicate labels: {', '.join(dups)}; give each label once (case and spacing are "
+            f"ignored by the tokenizer)"
+        )
+    if len(out) == 1:
+        logger.warning("only one label given: its probability is always 1; add alternatives")
+    return out
+
+
+def check_template(template: str) -> str:
+    """``template`` unchanged, or ``ValueError`` unless it holds ``{}`` (where the label goes)
+    exactly once."""
+    if not isinstance(template, str) or template.count("{}") != 1:
+        raise ValueError(
+            f"template must contain '{{}}' exactly once, where the label goes "
+            f"(e.g. 'a video of a person {{}}'), got {template!r}"
+        )
+    return template

@@ -1,0 +1,75 @@
+"""What inference hands back: ranked labels per video (or window), failures, retrieval hits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Prediction", "SearchHit", "VideoFailure"]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Ranked labels for one video (or one window of it with ``start``/``end`` in seconds).
+
+    ``labels``/``probs`` are sorted best first; ``probs`` sum to 1 over the whole label set.
+    ``frame_indices`` are the frames the model saw (``[num_clips][T]``), ``timings`` the seconds
+    spent per stage (``decode``, ``preprocess``, ``model``).
+    """
+
+    labels: tuple[str, ...]
+    probs: tuple[float, ...]
+    source: str = ""
+    start: float | None = None
+    end: float | None = None
+    frame_indices: tuple[tuple[int, ...], ...] = ()
+    timings: dict[str, float] = field(default_factory=dict, compare=False)
+
+    @property
+    def label(self) -> str:
+        """The best label."""
+        return self.labels[0]
+
+    @property
+    def prob(self) -> float:
+        """The best label's probability."""
+        return self.probs[0]
+
+    def top(self, k: int | None = None) -> list[tuple[str, float]]:
+        """``[(label, prob), ...]``, best first (all labels when ``k`` is None)."""
+        n = len(self.labels) if k is None else max(0, k)
+        return list(zip(self.labels[:n], self.probs[:n], strict=True))
+
+    def to_dict(self, k: int | None = None) -> dict[str, Any]:
+        """The JSON record of the command-line tools: video, window times, top-``k`` labels."""
+        d: dict[str, Any] = {"video": self.source}
+        if self.start is not None:
+            d["start"] = round(self.start, 3)
+            d["end"] = round(self.end or 0.0, 3)
+        d["predictions"] = [{"label": lb, "prob": round(p, 6)} for lb, p in self.top(k)]
+        return d
+
+
+@dataclass(frozen=True)
+class VideoFailure:
+    """A video that could not be processed, and why (one line)."""
+
+    source: str
+    error: str
+
+    def to_dict(self) -> dict[str, str]:
+        """The JSON record of the command-line tools."""
+        return {"video": self.source, "error": self.error}
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One retrieved video: ``rank`` (1 = best), ``path`` and ``score`` (a cosine, -1..1)."""
+
+    rank: int
+    path: str
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON record of the command-line tools."""
+        return {"rank": self.rank, "video": self.path, "score": round(self.score, 6)}

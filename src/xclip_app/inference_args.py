@@ -1,0 +1,153 @@
+"""Command-line options of the inference commands (classify, embed, search, serve), and what is
+built from them: the label list, the model, the classifier.
+
+Command modules are imported when ``xclip-video`` starts, and so is this one: torch and the
+library are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from xclip import XCLIP
+    from xclip.inference import VideoClassifier
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "add_label_arguments",
+    "add_model_arguments",
+    "add_view_arguments",
+    "classifier_from_args",
+    "load_model_from_args",
+    "read_labels",
+]
+
+DEFAULT_MODEL = "xclip_b16_32f.zero_shot"
+
+
+def add_model_arguments(p: argparse.ArgumentParser, default: str | None = DEFAULT_MODEL) -> None:
+    """``--model`` (default ``default``; ``None`` = required elsewhere or taken from an index),
+    ``--num-frames``, ``--image-size``, ``--interpolate``, ``--device``, ``--precision``,
+    ``--threads``."""
+    g = p.add_argument_group("model")
+    g.add_argument(
+        "--model",
+        default=default,
+        help="checkpoint path (xclip model folder, Hugging Face folder, original .pth), released "
+        "weights ARCH.TAG (downloaded on first use), or an architecture name for random weights"
+        + (" (default: %(default)s)" if default else ""),
+    )
+    g.add_argument(
+        "--num-frames",
+        type=int,
+        help="frames per clip; default and recommended: the checkpoint's own (a different value "
+        "is an error unless --interpolate)",
+    )
+    g.add_argument(
+        "--image-size", type=int, help="input size; default: the checkpoint's (see --num-frames)"
+    )
+    g.add_argument(
+        "--interpolate",
+        action="store_true",
+        help="allow --num-frames/--image-size to differ from the checkpoint by interpolating its "
+        "position embeddings (accuracy changes until fine-tuned)",
+    )
+    g.add_argument(
+        "--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)"
+    )
+    g.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    g.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+
+
+def add_view_arguments(p: argparse.ArgumentParser) -> None:
+    """``--num-clips``, ``--num-crops``, ``--batch-size``, ``--workers``."""
+    g = p.add_argument_group("views and batching")
+    g.add_argument("--num-clips", type=int, default=1, help="temporal clips per video (default 1)")
+    g.add_argument(
+        "--num-crops", type=int, choices=(1, 3), default=1, help="spatial crops per clip (1 or 3)"
+    )
+    g.add_argument("--batch-size", type=int, default=8, help="views per model call (default 8)")
+    g.add_argument(
+        "--workers", type=int, default=1, help="decoding threads working ahead of the model"
+    )
+
+
+def add_label_arguments(p: argparse.ArgumentParser, required: bool = True) -> None:
+    """``--labels`` or ``--labels-file`` (one of them when ``required``), and ``--template``."""
+    g = p.add_argument_group("labels")
+    x = g.add_mutually_exclusive_group(required=required)
+    x.add_argument("--labels", help="comma-separated label texts, e.g. 'cooking,dancing,surfing'")
+    x.add_argument(
+        "--labels-file",
+        help="text file with one label per line (blank lines and lines starting with # ignored); "
+        "use it for labels containing commas",
+    )
+    g.add_argument(
+        "--template",
+        default="{}",
+        help="prompt with {} where the label goes, e.g. 'a video of a person {}' (default: {})",
+    )
+
+
+def read_labels(args: argparse.Namespace) -> list[str] | None:
+    """Labels from ``--labels`` or ``--labels-file`` (validated), or None when neither is given."""
+    from xclip.inference import check_labels  # lazy: CLI start-up
+
+    if getattr(args, "labels_file", None):
+        path = Path(args.labels_file)
+        if not path.is_file():
+            raise FileNotFoundError(f"labels file not found: {path}")
+        lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+        labels = [ln for ln in lines if ln and not ln.startswith("#")]
+        if not labels:
+            raise ValueError(f"labels file {path} has no labels; write one label per line")
+    elif getattr(args, "labels", None) is not None:
+        # empty items ("a,,b", a trailing comma) are dropped
+        labels = [s.strip() for s in args.labels.split(",") if s.strip()]
+        if not labels:
+            raise ValueError("--labels is empty; give comma-separated texts, e.g. --labels 'a,b'")
+    else:
+        return None
+    return check_labels(labels)
+
+
+def classifier_from_args(
+    args: argparse.Namespace, model: XCLIP, labels: list[str]
+) -> VideoClassifier:
+    """A :class:`xclip.inference.VideoClassifier` with the view/device/precision options of ``args``."""
+    from xclip.inference import VideoClassifier  # lazy: CLI start-up
+
+    return VideoClassifier(
+        model,
+        labels,
+        template=args.template,
+        num_clips=args.num_clips,
+        num_crops=args.num_crops,
+        device=args.device,
+        precision=args.precision,
+        batch_size=args.batch_size,
+    )
+
+
+def load_model_from_args(args: argparse.Namespace, model: str | None = None) -> XCLIP:
+    """The model of ``--model`` (or ``model``) with the frame/size options of ``args`` checked;
+    ``--threads`` sets torch's CPU threads."""
+    import torch  # lazy: CLI start-up
+
+    from xclip.inference import load_inference_model  # lazy: CLI start-up
+
+    if getattr(args, "threads", 0) and args.threads > 0:
+        torch.set_num_threads(args.threads)
+    for opt in ("num_frames", "image_size", "num_clips", "batch_size"):
+        v = getattr(args, opt, None)
+        if v is not None and v < 1:
+            raise ValueError(f"--{opt.replace('_', '-')} must be >= 1, got {v}")
+    return load_inference_model(
+        model or args.model,
+        num_frames=args.num_frames,
+        image_size=args.image_size,
+        interpolate=args.interpolate,
+    )
