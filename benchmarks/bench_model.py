@@ -3,7 +3,7 @@
     python benchmarks/bench_model.py                              # CPU, ~2-3 minutes
     python benchmarks/bench_model.py --device cuda --json out.json  # GPU: fp32/bf16/fp16, batch 1 and 16
 
-Same as ``xclip-video bench model``; the code lives in ``xclip_app.commands.bench`` so the installed
+Same as ``xclip-video bench model``; the code lives in ``xclip_app.bench.model`` so the installed
 console command has it too. Everything measured is described there (interleaved repeats, median
 and min, text features cached and not, matmul peak in the same run, top-1 agreement).
 """
@@ -12,13 +12,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-try:
-    from xclip_app.commands import bench
-except ImportError:  # run from a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from xclip_app.commands import bench
+from xclip_app.commands import bench
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,31 +14,26 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import time
+import statistics
+from collections.abc import Callable
 
 import torch
 
 import xclip
+from xclip.precision import autocast
+from xclip_app.bench.harness import device_name, time_call
 
 PAPER_VIEWS_PER_S_V100 = {"xclip_b32_8f": 136, "xclip_b16_8f": 33, "xclip_l14_8f": 8}
+CUDA = torch.device("cuda")
 
 
-def _sync() -> None:
-    torch.cuda.synchronize()
-
-
-def _time(fn, warmup: int = 3, repeats: int = 10) -> float:
+def _time(fn: Callable[[], object], warmup: int = 3, repeats: int = 10) -> float:
+    """Median seconds per call (the upper middle one for an even count), after ``warmup`` calls."""
+    # Not torch.utils.benchmark.Timer: its timeit() adds warm-up calls of its own and reports a
+    # mean, and the train step's loss_first/loss_last depend on exactly how many calls run.
     for _ in range(warmup):
         fn()
-    _sync()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        _sync()
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    return times[len(times) // 2]
+    return statistics.median_high([time_call(fn, CUDA) for _ in range(repeats)])
 
 
 def inference_throughput(arch: str, batch: int, dtype: str, compile_: bool = False) -> dict:
@@ -46,16 +41,12 @@ def inference_throughput(arch: str, batch: int, dtype: str, compile_: bool = Fal
     cfg = model.cfg
     tokens = xclip.tokenize([f"label {i}" for i in range(400)]).cuda()
     video = torch.randn(batch, cfg.num_frames, 3, cfg.image_size, cfg.image_size, device="cuda")
-    amp = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
     with torch.no_grad():
         text = model.encode_text(tokens)
     fwd = torch.compile(model) if compile_ else model
 
-    def step():
-        with (
-            torch.no_grad(),
-            torch.autocast("cuda", dtype=amp or torch.float32, enabled=amp is not None),
-        ):
+    def step() -> None:
+        with torch.no_grad(), autocast(dtype, CUDA):
             fwd(video, text_features=text)
 
     torch.cuda.reset_peak_memory_stats()
@@ -86,15 +77,14 @@ def train_step(arch: str, batch: int, dtype: str, checkpointing: bool) -> dict:
         text = model.encode_text(tokens)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=8e-6, betas=(0.9, 0.98), eps=1e-8, weight_decay=1e-3)
-    amp = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == "fp16")
     video = torch.randn(batch, cfg.num_frames, 3, cfg.image_size, cfg.image_size, device="cuda")
     target = torch.randint(0, 400, (batch,), device="cuda")
     losses = []
 
-    def step():
+    def step() -> None:
         opt.zero_grad(set_to_none=True)
-        with torch.autocast("cuda", dtype=amp or torch.float32, enabled=amp is not None):
+        with autocast(dtype, CUDA):
             logits = model(video, text_features=text)
             loss = torch.nn.functional.cross_entropy(logits.float(), target)
         scaler.scale(loss).backward()
@@ -128,9 +118,9 @@ def parity_gpu_vs_cpu() -> dict:
         cpu = model(video, tokens)
         model = model.cuda()
         gpu = model(video.cuda(), tokens.cuda()).cpu()
-        with torch.autocast("cuda", dtype=torch.bfloat16):
+        with autocast("bf16", CUDA):
             bf16 = model(video.cuda(), tokens.cuda()).float().cpu()
-        with torch.autocast("cuda", dtype=torch.float16):
+        with autocast("fp16", CUDA):
             fp16 = model(video.cuda(), tokens.cuda()).float().cpu()
     return {
         "max_abs_fp32_gpu_vs_cpu": (cpu - gpu).abs().max().item(),
@@ -141,7 +131,7 @@ def parity_gpu_vs_cpu() -> dict:
     }
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -152,7 +142,7 @@ def main(argv=None) -> int:
         raise SystemExit("no CUDA device: this script only measures GPU behaviour")
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-    res: dict = {"device": torch.cuda.get_device_name(), "torch": torch.__version__}
+    res: dict = {"device": device_name(CUDA), "torch": torch.__version__}
     print(f"device: {res['device']}  torch {res['torch']}", flush=True)
 
     res["parity"] = parity_gpu_vs_cpu()

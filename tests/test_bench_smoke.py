@@ -8,8 +8,8 @@ import pytest
 
 pytest.importorskip("transformers")
 
+from xclip_app.bench.model import REFERENCE  # noqa: E402
 from xclip_app.cli import main  # noqa: E402
-from xclip_app.commands.bench import REFERENCE  # noqa: E402
 
 
 def test_bench_model_smoke(tmp_path, capsys):

@@ -1,72 +1,24 @@
-"""``xclip-video bench model``: forward latency/throughput of xclip against ``transformers``.
-
-The model benchmark builds ``transformers.XCLIPModel`` with random weights, saves it with
-``save_pretrained`` and loads the *same* weights into xclip with ``xclip.load_model``. Then, in one
-process and interleaved (every repeat times each configuration once, so a noisy neighbour hits all
-of them alike), it times:
-
-* ours, text features cached (``model.encode_text`` once, then ``model(video, text_features=...)``)
-  and uncached (``model(video, tokens)``; ``encode_text`` trims the padding after the longest EOT);
-* transformers uncached with the labels padded to the longest (the processor's ``padding=True``,
-  with its attention mask) -- **the reference of every ratio** in fp32 -- and padded to 77
-  (``padding="max_length"``), and "cached": ``get_text_features`` once, then the rest of
-  ``XCLIPModel.forward`` replayed with its own modules (:func:`hf_forward_cached`).
-
-Precisions: fp32, and bf16 (fp16 too on CUDA) through ``torch.autocast`` with fp32 weights for
-*both* libraries (the usual inference recipe; the same casts on both sides). ``--cast weights``
-instead casts both models' weights and inputs to the low precision.
-
-It also times large square matmuls in the same run (the machine's practical matmul peak, GFLOP/s)
-and reports each configuration's achieved model GFLOP/s as a fraction of that peak. Model work is
-the ``xclip.flops`` count in ``mode="model"`` (multiply-adds of the matmuls, convolution and
-attention that our forward executes, for the actual text length), times 2 FLOPs per multiply-add,
-the same unit as the matmul peak.
-"""
+"""``xclip-video bench``: ``bench model`` times xclip against ``transformers.XCLIPModel`` holding
+the same weights (:mod:`xclip_app.bench.model`); ``bench data`` times video decoding per
+DataLoader worker (:mod:`xclip_app.bench.data`)."""
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
-import math
-import platform
-import statistics
+import os
 import sys
-import tempfile
-import time
-from collections.abc import Callable
-from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+
+from xclip_app.bench.clips import CLIPS, DEFAULT_CLIPS
+from xclip_app.exit_codes import EXIT_OK, EXIT_SOME_FAILED
 
 NAME = "bench"
 HELP = "benchmarks: `bench model` times xclip against transformers.XCLIPModel (same weights)"
 
-LABELS = (
-    "archery",
-    "playing guitar",
-    "eating spaghetti",
-    "riding a bike",
-    "swimming backstroke",
-    "juggling balls",
-    "making tea",
-    "playing chess",
-    "surfing water",
-    "tying shoe laces",
-    "walking the dog",
-    "brushing teeth",
-    "climbing a rope",
-    "dribbling basketball",
-    "folding paper",
-    "mowing lawn",
-)
-REFERENCE = "hf fp32 uncached longest"
-DTYPE_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
-
-# ----------------------------------------------------------------------------------------------
-# arguments
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``bench model`` (also used by ``benchmarks/bench_model.py``)."""
     p.add_argument("--arch", default="xclip_b32_8f", help="architecture (default xclip_b32_8f)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cpu or cuda")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
@@ -97,31 +49,55 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", dest="json_path", default=None, help="write every number to this file")
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    from xclip_app import bench_data
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``bench data`` (also used by ``benchmarks/bench_data.py``)."""
+    p.add_argument("--clips-dir", default=os.path.join(".cache", "bench_clips"))
+    p.add_argument("--clips", nargs="+", default=DEFAULT_CLIPS, choices=list(CLIPS))
+    p.add_argument("--frames", nargs="+", type=int, default=[8, 32])
+    p.add_argument("--backends", nargs="+", default=None, help="default: pyav + installed ones")
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--repeats-large", type=int, default=3, help="repeats for 720p clips")
+    p.add_argument("--threads", type=int, default=1, help="decoder threads per worker")
+    p.add_argument(
+        "--transforms",
+        default="train",
+        help="'train' (the paper's train transforms, default), 'none', or module:callable",
+    )
+    p.add_argument(
+        "--dataloader-workers",
+        nargs="*",
+        type=int,
+        default=[1, 2],
+        help="DataLoader clips/s with these worker counts (320x240 clips; default 1 2; none: no values)",
+    )
+    p.add_argument("--json", default=None, help="write raw results here")
 
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="what", required=True, metavar="{model,data}")
     add_model_arguments(
         sub.add_parser("model", help="model forward latency/throughput against transformers")
     )
-    bench_data.add_arguments(
+    add_data_arguments(
         sub.add_parser("data", help="decoding clips/s per worker against decord, DataLoader")
     )
 
 
 def run(args: argparse.Namespace) -> int:
     if args.what == "data":
-        from xclip_app import bench_data
-
-        return bench_data.run_from_args(args)
+        return run_data(args)
     return run_model(args)
 
 
-def run_model(args: argparse.Namespace) -> int:
-    def _list(s):
-        return [x.strip() for x in s.split(",") if x.strip()] if s else None
+def _comma_list(s: str | None) -> list[str] | None:
+    return [x.strip() for x in s.split(",") if x.strip()] if s else None
 
-    batch_sizes = _list(args.batch_sizes)
+
+def run_model(args: argparse.Namespace) -> int:
+    """``bench model``: the table on stdout, progress on stderr, every number to ``--json``."""
+    from xclip_app.bench.model import bench_model, format_model_result  # lazy: CLI start-up
+
+    batch_sizes = _comma_list(args.batch_sizes)
     result = bench_model(
         arch=args.arch,
         device=args.device,
@@ -129,7 +105,7 @@ def run_model(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         batch_sizes=[int(b) for b in batch_sizes] if batch_sizes else None,
         num_labels=args.labels,
-        dtypes=_list(args.dtypes),
+        dtypes=_comma_list(args.dtypes),
         cast=args.cast,
         hf=not args.no_hf,
         peak=not args.no_peak,
@@ -142,502 +118,30 @@ def run_model(args: argparse.Namespace) -> int:
         Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json_path).write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.json_path}")
-    return 0
+    return EXIT_OK
 
 
-# ----------------------------------------------------------------------------------------------
-# helpers
-def _sync(device):
-    import torch
+def run_data(args: argparse.Namespace) -> int:
+    """``bench data``: tables on stdout, raw results to ``--json``; exit code 1 when a decoded
+    frame is not the one asked for."""
+    from xclip_app.bench.data import bench_data  # lazy: CLI start-up
 
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _dtype(name: str):
-    import torch
-
-    return getattr(torch, DTYPE_NAMES[name])
-
-
-def matmul_peak(device, dtype_name: str, n: int | None = None, seconds: float = 1.0) -> dict:
-    """GFLOP/s (2 per multiply-add) of an ``n x n @ n x n`` matmul: the best of ~``seconds``."""
-    import torch
-
-    n = n or (8192 if device.type == "cuda" else 2048)
-    dt = _dtype(dtype_name)
-    a = torch.randn(n, n, device=device).to(dt)
-    b = torch.randn(n, n, device=device).to(dt)
-    torch.mm(a, b)
-    _sync(device)
-    best, total, reps = math.inf, 0.0, 0
-    while total < seconds or reps < 3:
-        _sync(device)
-        t0 = time.perf_counter()
-        torch.mm(a, b)
-        _sync(device)
-        dt_s = time.perf_counter() - t0
-        best, total, reps = min(best, dt_s), total + dt_s, reps + 1
-        if reps >= 200:
-            break
-    return {"n": n, "gflops_per_s": 2 * n**3 / best / 1e9, "best_s": best, "reps": reps}
-
-
-def hf_forward_cached(hf, pixel_values, text_embeds):
-    """``transformers.XCLIPModel.forward`` with the projected text embeddings ``[K, P]``
-    precomputed (``get_text_features(...).pooler_output``): the same modules and operations as
-    its forward after the text model, so "cached" costs the same on both sides."""
-    import torch
-
-    b, t, c, h, w = pixel_values.shape
-    vision = hf.vision_model(pixel_values=pixel_values.reshape(-1, c, h, w))
-    video_embeds = hf.visual_projection(vision[1])
-    video_embeds = hf.mit(video_embeds.view(b, t, -1))[1]
-    img = hf.prompts_visual_layernorm(vision[0][:, 1:, :])
-    img = img @ hf.prompts_visual_projection
-    img = img.view(b, t, -1, video_embeds.shape[-1]).mean(dim=1)
-    text = text_embeds.unsqueeze(0).expand(b, -1, -1)
-    text = text + hf.prompts_generator(text, img)
-    video_embeds = video_embeds / video_embeds.norm(p=2, dim=-1, keepdim=True)
-    text = text / text.norm(p=2, dim=-1, keepdim=True)
-    return torch.einsum("bd,bkd->bk", video_embeds, hf.logit_scale.exp() * text)
-
-
-def build_pair(arch: str, device, tmp_dir: str | None = None, seed: int = 0):
-    """(ours, hf): ``transformers.XCLIPModel`` with random weights and xclip loaded from its
-    ``save_pretrained`` directory (identical weights), both in eval mode on ``device``."""
-    import torch
-    import transformers
-
-    import xclip
-    from xclip.convert.hf import config_to_hf
-
-    cfg = xclip.get_config(arch)
-    meta = {
-        k: v
-        for k, v in config_to_hf(cfg).items()
-        if k not in ("architectures", "model_type", "dtype")
-    }
-    torch.manual_seed(seed)
-    hf = transformers.XCLIPModel(transformers.XCLIPConfig(**meta)).eval()
-    with tempfile.TemporaryDirectory(dir=tmp_dir) as d:
-        hf.save_pretrained(d)
-        ours = xclip.load_model(d).eval()
-    if ours.cfg != cfg:
-        raise RuntimeError(f"HF round trip changed the config: {ours.cfg} != {cfg}")
-    hf.set_attn_implementation("sdpa")
-    return ours.to(device), hf.to(device)
-
-
-def _median_min(times: list[float]) -> tuple[float, float]:
-    return statistics.median(times), min(times)
-
-
-# ----------------------------------------------------------------------------------------------
-# the benchmark
-def bench_model(
-    arch: str = "xclip_b32_8f",
-    *,
-    device: str = "cpu",
-    threads: int | None = None,
-    repeats: int | None = None,
-    batch_sizes: list[int] | None = None,
-    num_labels: int = 10,
-    dtypes: list[str] | None = None,
-    cast: str = "autocast",
-    hf: bool = True,
-    peak: bool = True,
-    warmup: int = 2,
-    peak_seconds: float | None = None,
-    topk_batch: int = 4,
-    log: Callable[[str], None] = lambda msg: None,
-) -> dict[str, Any]:
-    """Run the model benchmark; returns a JSON-able dict (see :func:`format_model_result`)."""
-    import torch
-
-    import xclip
-    from xclip.flops import count_flops
-
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda but torch.cuda.is_available() is False")
-    if threads:
-        torch.set_num_threads(threads)
-    is_cuda = dev.type == "cuda"
-    repeats = repeats or (30 if is_cuda else 7)
-    batch_sizes = batch_sizes or ([1, 16] if is_cuda else [1])
-    dtypes = dtypes or (["fp32", "bf16", "fp16"] if is_cuda else ["fp32", "bf16"])
-    for d in dtypes:
-        if d not in DTYPE_NAMES:
-            raise ValueError(f"unknown dtype {d!r}; choose from {sorted(DTYPE_NAMES)}")
-    if "fp32" not in dtypes:
-        dtypes = ["fp32", *dtypes]
-    if cast not in ("autocast", "weights"):
-        raise ValueError(f"cast must be 'autocast' or 'weights', got {cast!r}")
-    if not 1 <= num_labels <= len(LABELS):
-        raise ValueError(f"--labels must be in [1, {len(LABELS)}]")
-    if peak_seconds is None:
-        peak_seconds = 1.0
-    if is_cuda:
-        torch.backends.cudnn.benchmark = False
-
-    cfg = xclip.get_config(arch)
-    log(f"building {arch} (transformers with random weights -> save_pretrained -> xclip)")
-    t0 = time.perf_counter()
-    if hf:
-        ours, hf_model = build_pair(arch, dev)
-    else:
-        torch.manual_seed(0)
-        ours, hf_model = xclip.create_model(arch).eval().to(dev), None
-    log(f"built in {time.perf_counter() - t0:.1f}s")
-
-    labels = list(LABELS[:num_labels])
-    tokens = xclip.tokenize(labels, context_length=cfg.context_length).to(dev)  # [K, 77]
-    eot = tokens.argmax(dim=-1)
-    n_text = int(eot.max()) + 1  # what encode_text runs and HF's padding="longest" gives
-    ids_longest = tokens[:, :n_text]
-    mask_longest = (torch.arange(n_text, device=dev)[None] <= eot[:, None]).long()
-    mask_77 = (torch.arange(cfg.context_length, device=dev)[None] <= eot[:, None]).long()
-    gen = torch.Generator().manual_seed(1234)
-
-    def video(b, dt=torch.float32):
-        x = torch.randn(b, cfg.num_frames, 3, cfg.image_size, cfg.image_size, generator=gen)
-        return x.to(dev, dt)
-
-    # low precision contexts / weight copies ---------------------------------------------------
-    def ctx(dname):
-        if dname == "fp32" or cast == "weights":
-            return nullcontext()
-        return torch.autocast(dev.type, dtype=_dtype(dname))
-
-    models: dict[str, tuple[Any, Any]] = {"fp32": (ours, hf_model)}
-    for dname in dtypes:
-        if dname != "fp32" and cast == "weights":
-            dt = _dtype(dname)
-            models[dname] = (
-                copy.deepcopy(ours).to(dt),
-                copy.deepcopy(hf_model).to(dt) if hf_model is not None else None,
-            )
-        elif dname != "fp32":
-            models[dname] = models["fp32"]
-
-    def in_dtype(dname):
-        return _dtype(dname) if cast == "weights" else torch.float32
-
-    # FLOPs (model convention, multiply-adds) ------------------------------------------------
-    def macs(b, text_len, with_text=True):
-        r = count_flops(cfg, mode="model", text_length=text_len, num_texts=num_labels, batch_size=b)
-        return (r.total - (0 if with_text else r.components["text"])) * 1e9
-
-    # configurations -------------------------------------------------------------------------
-    configs: list[dict[str, Any]] = []
-    inputs: dict[tuple[int, str], Any] = {}
-    for b in batch_sizes:
-        for dname in dtypes:
-            inputs[(b, dname)] = video(b, in_dtype(dname))
-    for b in batch_sizes:
-        for dname in dtypes:
-            m_ours, m_hf = models[dname]
-            x = inputs[(b, dname)]
-            with torch.inference_mode(), ctx(dname):
-                tf = m_ours.encode_text(tokens)
-                hf_tf = (
-                    m_hf.get_text_features(
-                        input_ids=ids_longest, attention_mask=mask_longest
-                    ).pooler_output
-                    if m_hf is not None
-                    else None
-                )
-
-            def add(impl, text, fn, work, dname=dname, b=b):
-                configs.append(
-                    {
-                        "name": f"{impl} {dname} {text}"
-                        + (f" b{b}" if len(batch_sizes) > 1 else ""),
-                        "impl": impl,
-                        "dtype": dname,
-                        "text": text,
-                        "batch": b,
-                        "fn": fn,
-                        "macs": work,
-                        "times": [],
-                    }
-                )
-
-            add(
-                "ours",
-                "cached",
-                lambda m=m_ours, x=x, tf=tf: m(x, text_features=tf),
-                macs(b, n_text, False),
-            )
-            add("ours", "uncached", lambda m=m_ours, x=x: m(x, tokens), macs(b, n_text))
-            if m_hf is not None:
-                add(
-                    "hf",
-                    "cached",
-                    lambda m=m_hf, x=x, tf=hf_tf: hf_forward_cached(m, x, tf),
-                    macs(b, n_text, False),
-                )
-                add(
-                    "hf",
-                    "uncached longest",
-                    lambda m=m_hf, x=x: (
-                        m(
-                            input_ids=ids_longest, attention_mask=mask_longest, pixel_values=x
-                        ).logits_per_video
-                    ),
-                    macs(b, n_text),
-                )
-                if dname == "fp32" or is_cuda:
-                    add(
-                        "hf",
-                        "uncached max77",
-                        lambda m=m_hf, x=x: (
-                            m(
-                                input_ids=tokens, attention_mask=mask_77, pixel_values=x
-                            ).logits_per_video
-                        ),
-                        macs(b, n_text),
-                    )  # useful work: the 68 pad positions do not count
-
-    # peak -----------------------------------------------------------------------------------
-    peaks: dict[str, Any] = {}
-    if peak:
-        for dname in dtypes:
-            peaks[dname] = matmul_peak(dev, dname, seconds=peak_seconds)
-            log(f"matmul peak {dname}: {peaks[dname]['gflops_per_s']:.0f} GFLOP/s")
-
-    # timing: warm up each, then interleave ------------------------------------------------------
-    def call(c):
-        with torch.inference_mode(), ctx(c["dtype"]):
-            return c["fn"]()
-
-    log(f"warming up {len(configs)} configurations")
-    for c in configs:
-        for _ in range(warmup):
-            call(c)
-    _sync(dev)
-    log(f"timing {repeats} interleaved repeats")
-    for r in range(repeats):
-        order = configs if r % 2 == 0 else configs[::-1]  # alternate to cancel drift
-        for c in order:
-            _sync(dev)
-            t0 = time.perf_counter()
-            call(c)
-            _sync(dev)
-            c["times"].append(time.perf_counter() - t0)
-    # peak again at the end: the machine may have changed under us; keep the best
-    if peak:
-        for dname in dtypes:
-            again = matmul_peak(dev, dname, seconds=peak_seconds / 2)
-            if again["gflops_per_s"] > peaks[dname]["gflops_per_s"]:
-                peaks[dname] = again
-
-    # results --------------------------------------------------------------------------------
-    ref_by_batch = {
-        c["batch"]: c
-        for c in configs
-        if c["impl"] == "hf" and c["dtype"] == "fp32" and c["text"] == "uncached longest"
-    }
-    rows = []
-    for c in configs:
-        med, mn = _median_min(c["times"])
-        ref = ref_by_batch.get(c["batch"])
-        ref_med = _median_min(ref["times"])[0] if ref else None
-        achieved = 2 * c["macs"] / med / 1e9
-        rows.append(
-            {
-                "name": c["name"],
-                "impl": c["impl"],
-                "dtype": c["dtype"],
-                "text": c["text"],
-                "batch": c["batch"],
-                "median_s": med,
-                "min_s": mn,
-                "times_s": c["times"],
-                "videos_per_s": c["batch"] / med,
-                "model_gmacs": c["macs"] / 1e9,
-                "achieved_gflops_per_s": achieved,
-                "frac_of_peak": achieved / peaks[c["dtype"]]["gflops_per_s"]
-                if c["dtype"] in peaks
-                else None,
-                "speedup_vs_ref": ref_med / med if ref_med else None,
-            }
-        )
-
-    # top-1 agreement on a fixed random batch ---------------------------------------------------
-    agreement = top1_agreement(
-        models, dtypes, ctx, in_dtype, video(topk_batch), tokens, ids_longest, mask_longest
+    result = bench_data(
+        args.clips_dir,
+        clips=args.clips,
+        frames=args.frames,
+        backends=args.backends,
+        repeats=args.repeats,
+        repeats_large=args.repeats_large,
+        threads=args.threads,
+        transforms=args.transforms,
+        dataloader_workers=args.dataloader_workers,
     )
-
-    def ratio(impl, dname, text, b):
-        row = next(
-            (
-                r
-                for r in rows
-                if r["impl"] == impl
-                and r["dtype"] == dname
-                and r["text"] == text
-                and r["batch"] == b
-            ),
-            None,
-        )
-        return row["speedup_vs_ref"] if row else None
-
-    targets = {}
-    if hf:
-        low = next((d for d in ("bf16", "fp16") if d in dtypes), None)
-        for b in batch_sizes:
-            pre = f"b{b} " if len(batch_sizes) > 1 else ""
-            for text in ("uncached", "cached"):
-                targets[f"{pre}ours_fp32_{text}_vs_hf_fp32 >= 1.0"] = ratio("ours", "fp32", text, b)
-            if low:
-                for text in ("uncached", "cached"):
-                    targets[f"{pre}ours_{low}_{text}_vs_hf_fp32 >= 1.8"] = ratio(
-                        "ours", low, text, b
-                    )
-    met = {k: (v is not None and v >= float(k.rsplit(">=", 1)[1])) for k, v in targets.items()}
-    return {
-        "arch": arch,
-        "device": str(dev),
-        "device_name": _device_name(dev),
-        "torch": torch.__version__,
-        "transformers": _version("transformers") if hf else None,
-        "threads": torch.get_num_threads(),
-        "cuda_matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32 if is_cuda else None,
-        "cast": cast,
-        "repeats": repeats,
-        "num_labels": num_labels,
-        "text_tokens": {"longest": n_text, "max_length": cfg.context_length},
-        "batch_sizes": batch_sizes,
-        "dtypes": dtypes,
-        "reference": REFERENCE,
-        "peak": peaks,
-        "results": rows,
-        "targets": targets,
-        "targets_met": met,
-        "top1": agreement,
-    }
-
-
-def top1_agreement(models, dtypes, ctx, in_dtype, x, tokens, ids, mask) -> dict[str, Any]:
-    """Top-1 of ours (every dtype) and of transformers (every dtype) against transformers fp32 on
-    one fixed random batch of videos, with the logit margins to judge a disagreement."""
-    import torch
-
-    out: dict[str, Any] = {}
-    logits = {}
-    for dname in dtypes:
-        m_ours, m_hf = models[dname]
-        xd = x.to(in_dtype(dname))
-        with torch.inference_mode(), ctx(dname):
-            logits[f"ours {dname}"] = m_ours(xd, tokens).float().cpu()
-            if m_hf is not None:
-                logits[f"hf {dname}"] = (
-                    m_hf(input_ids=ids, attention_mask=mask, pixel_values=xd)
-                    .logits_per_video.float()
-                    .cpu()
-                )
-    ref_key = "hf fp32" if "hf fp32" in logits else "ours fp32"
-    ref = logits[ref_key]
-    top2 = ref.topk(2, dim=-1).values
-    out["reference"] = ref_key
-    out["batch"] = int(ref.shape[0])
-    out["ref_top1"] = ref.argmax(-1).tolist()
-    out["ref_min_margin"] = float((top2[:, 0] - top2[:, 1]).min())
-    agree = {}
-    for k, v in logits.items():
-        if k == ref_key:
-            continue
-        agree[k] = {
-            "same_top1": bool((v.argmax(-1) == ref.argmax(-1)).all()),
-            "max_abs_logit_diff": float((v - ref).abs().max()),
-        }
-    out["vs_reference"] = agree
-    # ours against transformers at the same precision (a near-tie flips alike on both sides)
-    out["vs_hf_same_dtype"] = {
-        d: bool((logits[f"ours {d}"].argmax(-1) == logits[f"hf {d}"].argmax(-1)).all())
-        for d in dtypes
-        if f"hf {d}" in logits
-    }
-    ours_keys = [k for k in agree if k.startswith("ours")]
-    # fp32 against fp32: must agree (identical weights); low precision may flip a near-tie
-    out["ours_fp32_agree"] = agree["ours fp32"]["same_top1"] if "ours fp32" in agree else True
-    out["ours_agree"] = all(agree[k]["same_top1"] for k in ours_keys) if ours_keys else True
-    return out
-
-
-def _version(mod: str) -> str | None:
-    try:
-        return __import__(mod).__version__
-    except Exception:  # pragma: no cover
-        return None
-
-
-def _device_name(dev) -> str:
-    import torch
-
-    if dev.type == "cuda":
-        return torch.cuda.get_device_name(dev)
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return name
-
-
-def format_model_result(res: dict[str, Any]) -> str:
-    """The human-readable table of :func:`bench_model`'s result."""
-    lines = [
-        f"xclip bench model: {res['arch']} on {res['device']} ({res['device_name']}), "
-        f"torch {res['torch']}, transformers {res['transformers']}, threads {res['threads']}",
-        f"{res['num_labels']} labels ({res['text_tokens']['longest']} tokens longest), "
-        f"{res['repeats']} interleaved repeats, low precision by {res['cast']}; "
-        f"ratio = {res['reference']} median / median (higher is faster)",
-    ]
-    if res["peak"]:
-        lines.append(
-            "matmul peak: "
-            + ", ".join(
-                f"{d} {p['gflops_per_s']:.0f} GFLOP/s (n={p['n']})" for d, p in res["peak"].items()
-            )
-        )
-    lines.append("")
-    head = (
-        f"{'configuration':<32} {'batch':>5} {'median ms':>10} {'min ms':>9} {'videos/s':>9} "
-        f"{'GFLOP/s':>8} {'%peak':>6} {'ratio':>6}"
-    )
-    lines += [head, "-" * len(head)]
-    for r in res["results"]:
-        frac = f"{100 * r['frac_of_peak']:.0f}%" if r["frac_of_peak"] is not None else "-"
-        ratio = f"{r['speedup_vs_ref']:.2f}x" if r["speedup_vs_ref"] else "-"
-        name = f"{r['impl']} {r['dtype']} {r['text']}"
-        lines.append(
-            f"{name:<32} {r['batch']:>5} {1e3 * r['median_s']:>10.1f} {1e3 * r['min_s']:>9.1f} "
-            f"{r['videos_per_s']:>9.2f} {r['achieved_gflops_per_s']:>8.1f} {frac:>6} {ratio:>6}"
-        )
-    lines.append("")
-    for k, v in res["targets"].items():
-        ok = "OK  " if res["targets_met"][k] else "MISS"
-        lines.append(f"[{ok}] {k}: {v:.2f}x" if v is not None else f"[MISS] {k}: n/a")
-    t = res["top1"]
-    lines.append(
-        f"top-1 on {t['batch']} random videos vs {t['reference']} (min top1-top2 margin "
-        f"{t['ref_min_margin']:.4f}): "
-        + ", ".join(
-            f"{k} {'same' if v['same_top1'] else 'DIFFERENT'} (max|dlogit| {v['max_abs_logit_diff']:.1e})"
-            for k, v in t["vs_reference"].items()
-        )
-    )
-    if t.get("vs_hf_same_dtype"):
-        lines.append(
-            "top-1 ours vs transformers at the same precision: "
-            + ", ".join(
-                f"{d} {'same' if v else 'DIFFERENT'}" for d, v in t["vs_hf_same_dtype"].items()
-            )
-        )
-    return "\n".join(lines)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+    bad = sum(r["wrong_frames"] for r in result["per_clip"])
+    if bad:
+        print(f"ERROR: {bad} wrong frames", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    return EXIT_OK

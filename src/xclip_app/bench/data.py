@@ -1,15 +1,16 @@
-"""Data-loading benchmark: clips/s per worker for TSN sparse test sampling.
+"""The data-loading benchmark: clips/s per worker for TSN sparse test sampling
+(``xclip-video bench data``).
 
 Reported per backend: median process CPU time per clip (all threads; the per-worker cost, robust
 to other jobs on a shared machine), the clips/s it gives, and the median wall time.
 
-Generates Kinetics-like clips once (10 s, 30 fps, bar-coded frames; 320x240 h264 with a keyframe
-every 30 and every 250 frames, mpeg4, and a 1280x720 h264 clip), then times, per clip and for
-N = 8 and 32 frames, the whole per-sample path of a DataLoader worker: open the file, read the
-metadata, compute the segment-centre indices ``int((i + 0.5) * n / N)``, decode them to uint8 RGB
-``[N, H, W, 3]`` (and optionally run a transforms callable), close. Backends are interleaved within
-each repeat and the median is reported; every returned frame is checked against its bar code, and
-the frames of each backend are compared pixel by pixel with the default backend's.
+Generates Kinetics-like clips once (:mod:`xclip_app.bench.clips`: 10 s, 30 fps, bar-coded frames;
+320x240 h264 with a keyframe every 30 and every 250 frames, mpeg4, and a 1280x720 h264 clip), then
+times, per clip and for N = 8 and 32 frames, the whole per-sample path of a DataLoader worker: open
+the file, read the metadata, compute the segment-centre indices ``int((i + 0.5) * n / N)``, decode
+them to uint8 RGB ``[N, H, W, 3]`` (and optionally run a transforms callable), close. Backends are
+interleaved within each repeat and the median is reported; every returned frame is checked against
+its bar code, and the frames of each backend are compared pixel by pixel with the default backend's.
 
 Per-worker figures: run on one core with one decoding thread::
 
@@ -24,26 +25,37 @@ callable taking the uint8 ``[N, H, W, 3]`` numpy clip. DataLoader throughput is 
 
 from __future__ import annotations
 
-import argparse
 import importlib
-import json
 import os
 import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
+import torch
 
-CLIPS = {
-    # name: (size, gop, codec, container)
-    "h264_320x240_gop30": ((320, 240), 30, "h264", "mp4"),
-    "h264_320x240_gop250": ((320, 240), 250, "h264", "mp4"),
-    "mpeg4_320x240_gop30": ((320, 240), 30, "mpeg4", "mp4"),
-    "h264_1280x720_gop250": ((1280, 720), 250, "h264", "mp4"),
-}
-DEFAULT_CLIPS = list(CLIPS)
+from xclip.config import PreprocessConfig
+from xclip.data.synthetic import make_indexed_clip, read_frame_index
+from xclip.data.transforms import TrainTransform
+from xclip.data.video import available_backends, open_video
+from xclip_app.bench.clips import CLIPS, DEFAULT_CLIPS
+
+__all__ = [
+    "ClipDataset",
+    "DecodeTiming",
+    "bench_data",
+    "dataloader_throughput",
+    "format_table",
+    "load_transforms",
+    "make_clips",
+    "segment_centres",
+    "time_decoding",
+]
+
+Transforms = Callable[[np.ndarray], Any]  # uint8 [N, H, W, 3] clip -> anything
 
 
 def segment_centres(num_frames: int, n: int) -> list[int]:
@@ -51,18 +63,21 @@ def segment_centres(num_frames: int, n: int) -> list[int]:
     return [int((i + 0.5) * num_frames / n) for i in range(n)]
 
 
-def make_clips(directory: str, names: Sequence[str], seconds: float = 10, fps: int = 30) -> dict:
-    from xclip.data.synthetic import make_indexed_clip
-
+def make_clips(
+    directory: str, names: Sequence[str], seconds: float = 10, fps: int = 30
+) -> dict[str, str]:
+    """Path of each named catalogue clip in ``directory``, encoding those not there yet."""
     os.makedirs(directory, exist_ok=True)
     paths = {}
     for name in names:
-        size, gop, codec, ext = CLIPS[name]
-        path = os.path.join(directory, f"{name}.{ext}")
+        spec = CLIPS[name]
+        path = os.path.join(directory, f"{name}.{spec.container}")
         if not os.path.exists(path):
             t0 = time.perf_counter()
-            tmp = path + ".tmp." + ext
-            make_indexed_clip(tmp, int(seconds * fps), size=size, fps=fps, gop=gop, codec=codec)
+            tmp = path + ".tmp." + spec.container
+            make_indexed_clip(
+                tmp, int(seconds * fps), size=spec.size, fps=fps, gop=spec.gop, codec=spec.codec
+            )
             os.replace(tmp, path)
             print(f"  generated {path} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
         paths[name] = path
@@ -70,10 +85,12 @@ def make_clips(directory: str, names: Sequence[str], seconds: float = 10, fps: i
 
 
 @dataclass
-class Result:
+class DecodeTiming:
+    """Per-call timings of one backend on one clip, frame count and stage."""
+
     clip: str
     n: int
-    stage: str
+    stage: str  # "decode" or "decode+transforms"
     backend: str
     times: list[float]  # wall seconds
     cpu_times: list[float]  # process CPU seconds (all threads), robust to other jobs' load
@@ -89,9 +106,10 @@ class Result:
         return statistics.median(self.cpu_times)
 
 
-def _read_clip(backend: str, path: str, n: int, threads: int, transforms: Callable | None):
-    from xclip.data.video import open_video
-
+def _read_clip(
+    backend: str, path: str, n: int, threads: int, transforms: Transforms | None
+) -> tuple[list[int], np.ndarray, Any]:
+    """A DataLoader worker's per-sample path: (indices, uint8 frames [n, H, W, 3], transformed)."""
     with open_video(path, backend, num_threads=threads) as reader:
         idx = segment_centres(reader.num_frames, n)
         frames = reader.get_frames(idx)
@@ -99,26 +117,28 @@ def _read_clip(backend: str, path: str, n: int, threads: int, transforms: Callab
     return idx, frames, out
 
 
-def run(
-    paths: dict,
+def time_decoding(
+    paths: dict[str, str],
     ns: Sequence[int] = (8, 32),
     backends: Sequence[str] = ("pyav", "decord"),
     repeats: int = 7,
     repeats_large: int = 3,
     threads: int = 1,
-    transforms: Callable | None = None,
-) -> list[Result]:
-    from xclip.data.synthetic import read_frame_index
-
+    transforms: Transforms | None = None,
+) -> list[DecodeTiming]:
+    """Time every backend on every clip (``name -> path``) and frame count ``ns``, interleaved
+    within each repeat, after one checked warm-up read (``repeats_large`` for clips wider than
+    640 px)."""
     stages = ["decode"] + (["decode+transforms"] if transforms is not None else [])
-    results: list[Result] = []
+    results: list[DecodeTiming] = []
     for name, path in paths.items():
-        large = CLIPS.get(name, ((0, 0),))[0][0] > 640
+        spec = CLIPS.get(name)
+        large = spec is not None and spec.size[0] > 640
         for n in ns:
             for stage in stages:
                 tf = transforms if stage != "decode" else None
                 ref = None
-                per: dict[str, Result] = {}
+                per: dict[str, DecodeTiming] = {}
                 # warm-up + correctness check
                 for b in backends:
                     idx, frames, _ = _read_clip(b, path, n, threads, tf)
@@ -128,7 +148,7 @@ def run(
                         ref = frames
                     elif ref.shape == frames.shape:
                         diff = int(np.abs(ref.astype(np.int16) - frames.astype(np.int16)).max())
-                    per[b] = Result(name, n, stage, b, [], [], wrong, diff)
+                    per[b] = DecodeTiming(name, n, stage, b, [], [], wrong, diff)
                 reps = repeats_large if large else repeats
                 for r in range(reps):
                     order = (
@@ -143,8 +163,9 @@ def run(
     return results
 
 
-def format_table(results: list[Result], backends: Sequence[str]) -> str:
-    rows = {}
+def format_table(results: Sequence[DecodeTiming], backends: Sequence[str]) -> str:
+    """The markdown table of :func:`time_decoding`'s results, one row per clip, N and stage."""
+    rows: dict[tuple[str, int, str], dict[str, DecodeTiming]] = {}
     for r in results:
         rows.setdefault((r.clip, r.n, r.stage), {})[r.backend] = r
     head = ["clip", "N", "stage"] + [f"{b} CPU ms / clips/s (wall ms)" for b in backends]
@@ -175,21 +196,25 @@ def format_table(results: list[Result], backends: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-class ClipDataset:
+class ClipDataset(torch.utils.data.Dataset):
     """Minimal map-style dataset for the DataLoader stage: TSN centres of one clip per item."""
 
-    def __init__(self, paths, n, backend="auto", threads=1, transforms=None, length=64):
+    def __init__(
+        self,
+        paths: Sequence[str],
+        n: int,
+        backend: str = "auto",
+        threads: int = 1,
+        transforms: Transforms | None = None,
+        length: int = 64,
+    ) -> None:
         self.paths, self.n, self.backend = list(paths), n, backend
         self.threads, self.transforms, self.length = threads, transforms, length
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, i):
-        import torch
-
-        from xclip.data.video import open_video
-
+    def __getitem__(self, i: int) -> Any:
         path = self.paths[i % len(self.paths)]
         with open_video(path, self.backend, num_threads=self.threads) as reader:
             frames = reader.get_frames(segment_centres(reader.num_frames, self.n))
@@ -203,13 +228,11 @@ def dataloader_throughput(
     n: int,
     workers: int,
     backend: str = "auto",
-    transforms: Callable | None = None,
+    transforms: Transforms | None = None,
     clips: int = 96,
     batch_size: int = 8,
 ) -> float:
     """Clips/s of a DataLoader over ``paths`` (after its first batch, so without start-up)."""
-    import torch
-
     ds = ClipDataset(paths, n, backend, 1, transforms, clips)
     loader = torch.utils.data.DataLoader(
         ds, batch_size=batch_size, num_workers=workers, shuffle=False, drop_last=True
@@ -223,13 +246,11 @@ def dataloader_throughput(
     return count / (time.perf_counter() - t0)
 
 
-def _load_callable(spec: str) -> Callable | None:
+def load_transforms(spec: str) -> Transforms | None:
+    """``train`` (the paper's training transforms at 224 px), ``none``, or ``module:function``."""
     if spec == "none":
         return None
     if spec == "train":
-        from xclip.config import PreprocessConfig
-        from xclip.data.transforms import TrainTransform
-
         return TrainTransform.from_preprocess(PreprocessConfig(image_size=224))
     module, _, attr = spec.partition(":")
     if not attr:
@@ -237,98 +258,59 @@ def _load_callable(spec: str) -> Callable | None:
     return getattr(importlib.import_module(module), attr)
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--clips-dir", default=os.path.join(".cache", "bench_clips"))
-    p.add_argument("--clips", nargs="+", default=DEFAULT_CLIPS, choices=list(CLIPS))
-    p.add_argument("--frames", nargs="+", type=int, default=[8, 32])
-    p.add_argument("--backends", nargs="+", default=None, help="default: pyav + installed ones")
-    p.add_argument("--repeats", type=int, default=7)
-    p.add_argument("--repeats-large", type=int, default=3, help="repeats for 720p clips")
-    p.add_argument("--threads", type=int, default=1, help="decoder threads per worker")
-    p.add_argument(
-        "--transforms",
-        default="train",
-        help="'train' (the paper's train transforms, default), 'none', or module:callable",
-    )
-    p.add_argument(
-        "--dataloader-workers",
-        nargs="*",
-        type=int,
-        default=[1, 2],
-        help="DataLoader clips/s with these worker counts (320x240 clips; default 1 2; none: no values)",
-    )
-    p.add_argument("--json", default=None, help="write raw results here")
+def bench_data(
+    clips_dir: str,
+    clips: Sequence[str] = DEFAULT_CLIPS,
+    frames: Sequence[int] = (8, 32),
+    backends: Sequence[str] | None = None,
+    repeats: int = 7,
+    repeats_large: int = 3,
+    threads: int = 1,
+    transforms: str = "train",
+    dataloader_workers: Sequence[int] = (1, 2),
+) -> dict[str, Any]:
+    """Run the data benchmark, printing its tables on stdout as they are measured; returns every
+    number as a JSON-able dict (``per_clip`` rows and ``dataloader`` rows).
 
-
-def run_from_args(args: argparse.Namespace, transforms: Callable | None = None) -> int:
-    from xclip.data.video import available_backends
-
-    if args.transforms:
-        transforms = _load_callable(args.transforms)
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover
-        pass
+    ``backends`` defaults to pyav and the optional backends that are installed; ``transforms`` is
+    a :func:`load_transforms` spec (empty: no transforms stage); the DataLoader stage runs on the
+    320x240 clips with the first backend, once per entry of ``dataloader_workers``.
+    """
+    tf = load_transforms(transforms) if transforms else None
+    torch.set_num_threads(1)
     have = available_backends()
-    backends = args.backends or [b for b in ("pyav", "decord", "torchcodec") if b in have]
+    backends = list(backends or [b for b in ("pyav", "decord", "torchcodec") if b in have])
     missing = [b for b in backends if b not in have]
     if missing:
         print(f"backends not installed: {missing}", file=sys.stderr)
         backends = [b for b in backends if b in have]
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"# cores usable: {affinity}, decoder threads: {args.threads}, backends: {backends}")
-    paths = make_clips(args.clips_dir, args.clips)
-    results = run(
+    print(f"# cores usable: {affinity}, decoder threads: {threads}, backends: {backends}")
+    paths = make_clips(clips_dir, clips)
+    results = time_decoding(
         paths,
-        ns=args.frames,
+        ns=frames,
         backends=backends,
-        repeats=args.repeats,
-        repeats_large=args.repeats_large,
-        threads=args.threads,
-        transforms=transforms,
+        repeats=repeats,
+        repeats_large=repeats_large,
+        threads=threads,
+        transforms=tf,
     )
     print(format_table(results, backends))
     loader_rows = []
-    if args.dataloader_workers:
-        small = [p for name, p in paths.items() if CLIPS[name][0] == (320, 240)]
+    if dataloader_workers:
+        small = [p for name, p in paths.items() if CLIPS[name].size == (320, 240)]
         print("\n| DataLoader (320x240 clips, batch 8) | N | workers | stage | clips/s |")
         print("|---|---|---|---|---|")
-        for n in args.frames:
-            for stage, tf in [("decode", None)] + (
-                [("decode+transforms", transforms)] if transforms is not None else []
+        for n in frames:
+            for stage, stage_tf in [("decode", None)] + (
+                [("decode+transforms", tf)] if tf is not None else []
             ):
-                for w in args.dataloader_workers:
-                    cps = dataloader_throughput(small, n, w, backends[0], tf)
+                for w in dataloader_workers:
+                    cps = dataloader_throughput(small, n, w, backends[0], stage_tf)
                     loader_rows.append({"n": n, "workers": w, "stage": stage, "clips_s": cps})
                     print(f"| {backends[0]} | {n} | {w} | {stage} | {cps:.1f} |")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(
-                {
-                    "per_clip": [
-                        r.__dict__ | {"median": r.median, "cpu_median": r.cpu_median}
-                        for r in results
-                    ],
-                    "dataloader": loader_rows,
-                },
-                f,
-                indent=1,
-            )
-    bad = sum(r.wrong_frames for r in results)
-    if bad:
-        print(f"ERROR: {bad} wrong frames", file=sys.stderr)
-        return 1
-    return 0
-
-
-def main(argv: Sequence[str] | None = None, transforms: Callable | None = None) -> int:
-    """Command-line entry point; ``transforms`` adds a decode+transforms stage."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_arguments(p)
-    return run_from_args(p.parse_args(argv), transforms)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return {
+        "per_clip": [asdict(r) | {"median": r.median, "cpu_median": r.cpu_median} for r in results],
+        "dataloader": loader_rows,
+    }
