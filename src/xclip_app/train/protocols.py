@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Row:
+    """One evaluated set of the zero-shot table."""
+
     name: str
     videos: int
     classes: int
