@@ -12,14 +12,8 @@ import torch
 
 from xclip.config import PreprocessConfig
 from xclip.data.annotations import AnnotationError, write_labels_csv, write_video_list
-from xclip.data.datasets import (
-    BadVideosError,
-    EvalDistributedSampler,
-    TooManyBadVideos,
-    VideoDataset,
-    VideoReadError,
-    build_dataloader,
-)
+from xclip.data.dataset import TooManyBadVideos, VideoDataset, VideoReadError
+from xclip.data.loader import BadVideosError, EvalDistributedSampler, build_dataloader
 from xclip.data.sampling import sample_test_indices
 from xclip.data.synthetic import make_indexed_clip, read_frame_index
 
@@ -99,7 +93,7 @@ def test_train_skips_bad_videos_logs_once_and_counts(data, caplog):
         data / "mixed.txt", data, preprocess=PRE, mode="train", seed=1, max_bad_fraction=0.3
     )
     bad_idx = [3, 7]
-    with caplog.at_level(logging.WARNING, logger="xclip.data.datasets"):
+    with caplog.at_level(logging.WARNING, logger="xclip.data.dataset"):
         for epoch in range(2):
             ds.set_epoch(epoch)
             for i in range(len(ds)):

@@ -22,7 +22,7 @@ import xclip  # noqa: E402
 from xclip_app.cli import main as cli_main  # noqa: E402
 from xclip_app.train import checkpointing as C  # noqa: E402
 from xclip_app.train.config import load_config  # noqa: E402
-from xclip_app.train.engine import NonFiniteLossError, Trainer  # noqa: E402
+from xclip_app.train.trainer import NonFiniteLossError, Trainer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs/test/tiny.yaml"

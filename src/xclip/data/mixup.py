@@ -1,6 +1,7 @@
 """Mixup / CutMix on video batches with soft targets, as the original ``CutmixMixupBlending``.
 
-Labels become label-smoothed one-hot vectors (off = s/K, on = 1 - s + s/K). For each batch, with
+Labels become label-smoothed one-hot vectors (:func:`~xclip.data.soft_targets.smoothed_one_hot`,
+off = s/K, on = 1 - s + s/K), mixed like the videos. For each batch, with
 probability ``switch_prob`` CutMix is applied (lambda ~ Beta(1, 1); **one box for all frames and
 all samples**, side ``sqrt(1 - lambda)`` of W and H, a uniform random centre, clamped to the
 image; the partner of sample b is ``perm[b]`` for a random permutation; lambda is then recomputed
@@ -15,29 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-__all__ = [
-    "CutmixMixupBlending",
-    "SoftTargetCrossEntropy",
-    "cutmix_box",
-    "smoothed_one_hot",
-    "soft_target_cross_entropy",
-]
+from .soft_targets import smoothed_one_hot
 
-
-def smoothed_one_hot(
-    labels: torch.Tensor, num_classes: int, smoothing: float = 0.0
-) -> torch.Tensor:
-    """``[B]`` int labels -> ``[B, K]`` float, off = s/K, on = 1 - s + s/K."""
-    labels = labels.long().view(-1, 1)
-    if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"labels must be in [0, {num_classes}), got {labels.view(-1).tolist()}")
-    off = smoothing / num_classes
-    on = 1.0 - smoothing + off
-    out = torch.full((labels.shape[0], num_classes), off, device=labels.device)
-    return out.scatter_(1, labels, on)
+__all__ = ["CutmixMixupBlending", "cutmix_box"]
 
 
 def cutmix_box(
@@ -118,14 +100,3 @@ class CutmixMixupBlending:
         mixed = lam * target + (1.0 - lam) * target[perm]
         self.last = {"mode": "mixup", "lam": lam, "perm": perm.cpu(), "box": None}
         return mixed_v, mixed
-
-
-def soft_target_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of ``sum_k -target_k * log_softmax(logits)_k`` (timm's
-    ``SoftTargetCrossEntropy``, used by the original with mixup)."""
-    return torch.sum(-target * F.log_softmax(logits, dim=-1), dim=-1).mean()
-
-
-class SoftTargetCrossEntropy(nn.Module):
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return soft_target_cross_entropy(logits, target)

@@ -51,13 +51,15 @@ def parse_views(text: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import xclip
-    from xclip_app.train import distributed as D
-    from xclip_app.train.classifier import load_classifier
-    from xclip_app.train.cli_common import init_distributed
-    from xclip_app.train.config import check_paths, load_config
-    from xclip_app.train.engine import autocast_ctx, build_eval_loader, resolve_precision
-    from xclip_app.train.evaluate import evaluate, format_result, write_report
+    import xclip  # lazy: CLI start-up
+    from xclip.data.annotations import read_labels_csv  # lazy: CLI start-up
+    from xclip.precision import autocast, resolve_precision  # lazy: CLI start-up
+    from xclip_app.train import distributed as D  # lazy: CLI start-up
+    from xclip_app.train.classifier import load_classifier  # lazy: CLI start-up
+    from xclip_app.train.config import check_paths, load_config  # lazy: CLI start-up
+    from xclip_app.train.evaluate import evaluate, format_result, write_report  # lazy: CLI start-up
+    from xclip_app.train.loaders import build_eval_loader  # lazy: CLI start-up
+    from xclip_app.train.logs import quiet_other_ranks  # lazy: CLI start-up
 
     overrides = list(args.overrides)
     for flag, key in (
@@ -77,10 +79,9 @@ def run(args: argparse.Namespace) -> int:
         overrides += [f"test.num_clips={clips}", f"test.num_crops={crops}"]
     cfg = load_config(args.config, overrides, validate=False)
     check_paths(cfg, ["data.val_file", "data.label_list"])
-    info = init_distributed(args.device)
+    info = D.init(args.device)
+    quiet_other_ranks(info)
     try:
-        from xclip.data.annotations import read_labels_csv
-
         names = read_labels_csv(cfg.data.label_list)
         clf = load_classifier(args.checkpoint, num_classes=len(names)).to(info.device)
         pre = clf.model.preprocess
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         res = evaluate(
             clf, loader, len(names),
             text_features=clf.text_features(tokens), device=info.device,
-            autocast=autocast_ctx(precision, info.device),
+            autocast=autocast(precision, info.device),
             progress=info.is_main and cfg.output.progress, desc=f"eval {t.num_clips}x{t.num_crops}",
         )  # fmt: skip
         if info.is_main:

@@ -10,31 +10,32 @@ import argparse
 import json
 from pathlib import Path
 
+from xclip_app.train.recipe_args import add_recipe_arguments, load_recipe
+
 NAME = "fewshot"
 HELP = "few-shot protocol: for each K (and seed) draw K videos per class, train, test; mean ± std table"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from xclip_app.train.cli_common import add_config_arguments
-
-    add_config_arguments(p)
+    add_recipe_arguments(p)
     p.add_argument("--shots", help="comma-separated K values (sets protocol.shots), e.g. 2,4")
     p.add_argument("--seeds", help="comma-separated draw seeds (sets protocol.seeds), e.g. 0,1,2")
     p.add_argument("--resume", help="'auto': continue each K/seed run from its latest checkpoint")
 
 
 def run(args: argparse.Namespace) -> int:
-    from xclip_app.train import distributed as D
-    from xclip_app.train.cli_common import config_from_args, init_distributed
-    from xclip_app.train.protocols import format_fewshot_table, run_fewshot
+    from xclip_app.train import distributed as D  # lazy: CLI start-up
+    from xclip_app.train.logs import quiet_other_ranks  # lazy: CLI start-up
+    from xclip_app.train.protocols import format_fewshot_table, run_fewshot  # lazy: CLI start-up
 
     extra = []
     if args.shots:
         extra.append(f"protocol.shots=[{args.shots}]")
     if args.seeds:
         extra.append(f"protocol.seeds=[{args.seeds}]")
-    cfg = config_from_args(args, extra)
-    info = init_distributed(args.device)
+    cfg = load_recipe(args, extra)
+    info = D.init(args.device)
+    quiet_other_ranks(info)
     try:
         results = run_fewshot(cfg, info, resume=args.resume)
         if info.is_main:

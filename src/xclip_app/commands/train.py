@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import argparse
 
+from xclip_app.train.recipe_args import add_recipe_arguments, load_recipe
+
 NAME = "train"
 HELP = "train X-CLIP from a YAML recipe (torchrun for several GPUs); --resume auto continues a run"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from xclip_app.train.cli_common import add_config_arguments
-
-    add_config_arguments(p)
+    add_recipe_arguments(p)
     p.add_argument(
         "--resume",
         help="'auto' (latest checkpoint in the run folder, or a fresh start), or a checkpoint "
@@ -25,12 +25,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xclip_app.train import distributed as D
-    from xclip_app.train.cli_common import config_from_args, init_distributed
-    from xclip_app.train.engine import NonFiniteLossError, Trainer
+    from xclip_app.train import distributed as D  # lazy: CLI start-up
+    from xclip_app.train.logs import quiet_other_ranks  # lazy: CLI start-up
+    from xclip_app.train.trainer import NonFiniteLossError, Trainer  # lazy: CLI start-up
 
-    cfg = config_from_args(args)
-    info = init_distributed(args.device)
+    cfg = load_recipe(args)
+    info = D.init(args.device)
+    quiet_other_ranks(info)
     try:
         trainer = Trainer(cfg, resume=args.resume, info=info)
         try:

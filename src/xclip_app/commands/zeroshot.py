@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from xclip_app.train.recipe_args import add_recipe_arguments, load_recipe
+
 NAME = "zeroshot"
 HELP = (
     "zero-shot protocol: evaluate a checkpoint on each split/subset, print mean ± std top-1/top-5"
@@ -16,9 +18,7 @@ HELP = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from xclip_app.train.cli_common import add_config_arguments
-
-    add_config_arguments(p)
+    add_recipe_arguments(p)
     p.add_argument(
         "--checkpoint", "-m", required=True,
         help="X-CLIP checkpoint (training checkpoint/model directory, .pth, HF dir, ARCH.TAG)",
@@ -26,12 +26,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xclip_app.train import distributed as D
-    from xclip_app.train.cli_common import config_from_args, init_distributed
-    from xclip_app.train.protocols import format_table, run_zeroshot
+    from xclip_app.train import distributed as D  # lazy: CLI start-up
+    from xclip_app.train.logs import quiet_other_ranks  # lazy: CLI start-up
+    from xclip_app.train.protocols import format_table, run_zeroshot  # lazy: CLI start-up
 
-    cfg = config_from_args(args)
-    info = init_distributed(args.device)
+    cfg = load_recipe(args)
+    info = D.init(args.device)
+    quiet_other_ranks(info)
     try:
         out = Path(cfg.output.dir)
         rows, _ = run_zeroshot(cfg, args.checkpoint, info, out_dir=out)

@@ -233,8 +233,8 @@ def _eval_checkpoint(checkpoint: str, val_file: Path, labels: Path, root: Path, 
     import torch
 
     import xclip
+    from xclip.data import VideoDataset, build_dataloader
     from xclip.data.annotations import read_labels_csv
-    from xclip.data.datasets import VideoDataset, build_dataloader
     from xclip_app.train.classifier import load_classifier
     from xclip_app.train.evaluate import evaluate
 

@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from xclip.checkpoint import CheckpointError, read_torch_file, save_json
+import xclip
+from xclip.checkpoint import CheckpointError, read_torch_file, save_json, save_safetensors
 
 log = logging.getLogger(__name__)
 
@@ -137,9 +138,6 @@ def _atomic_dir(final: Path, fill) -> None:
 
 
 def _save_weights(classifier, out: Path) -> None:
-    import xclip
-    from xclip.checkpoint import save_safetensors
-
     xclip.save_model(classifier.model, out)
     if classifier.head is not None:
         save_safetensors(

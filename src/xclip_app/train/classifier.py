@@ -15,6 +15,9 @@ import torch
 from torch import nn
 
 import xclip
+from xclip.checkpoint import read_safetensors
+
+from .checkpointing import HEAD_WEIGHTS
 
 log = logging.getLogger(__name__)
 
@@ -123,10 +126,6 @@ def _rebuild_with(model: xclip.XCLIP, overrides: dict) -> xclip.XCLIP:
 def load_classifier(path: str | Path, num_classes: int | None = None) -> TrainableClassifier:
     """A trained classifier from a checkpoint/model directory (its ``head.safetensors`` if any),
     any checkpoint :func:`xclip.load_model` reads, or ``ARCH.TAG`` released weights."""
-    from xclip.checkpoint import read_safetensors
-
-    from .checkpointing import HEAD_WEIGHTS
-
     model = xclip.load_model(path)
     head_file = Path(path) / HEAD_WEIGHTS
     if head_file.is_file():

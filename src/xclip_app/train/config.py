@@ -27,6 +27,9 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from xclip import list_models
+from xclip.checkpoint import atomic_write
+
 __all__ = [
     "AugConfig",
     "ConfigError",
@@ -256,8 +259,6 @@ class RunConfig:
             raise ConfigError("model.fix_text=false trains the text tower, unused by head=linear")
         if m.clip_weights and m.init_from:
             raise ConfigError("set model.clip_weights or model.init_from, not both")
-        from xclip import list_models
-
         if m.arch not in list_models():
             raise ConfigError(_choice_message("model.arch", m.arch, list_models()))
         if t.max_steps_per_epoch is not None and t.max_steps_per_epoch < 1:
@@ -494,8 +495,6 @@ def dump_config(cfg: RunConfig) -> str:
 
 
 def save_config(cfg: RunConfig, path: str | Path) -> Path:
-    from xclip.checkpoint import atomic_write
-
     text = dump_config(cfg)
 
     def write(tmp: str) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from . import distributed as D
 
@@ -107,8 +108,6 @@ def evaluate(
     it = loader
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
         bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True)
         it = bar
     views = "?"
@@ -174,10 +173,10 @@ def _confusion_png(conf: np.ndarray, class_names: list[str], path: Path) -> None
         norm = np.nan_to_num(conf / conf.sum(1, keepdims=True))
     k = len(conf)
     try:
-        import matplotlib
+        import matplotlib  # lazy: optional dependency
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # lazy: optional dependency
 
         size = min(40.0, max(4.0, k * 0.12))
         fig, ax = plt.subplots(figsize=(size, size))
@@ -194,7 +193,7 @@ def _confusion_png(conf: np.ndarray, class_names: list[str], path: Path) -> None
         return
     except ImportError:
         pass
-    from PIL import Image
+    from PIL import Image  # lazy: optional dependency
 
     cell = max(1, min(16, 800 // max(k, 1)))
     # a small viridis-like ramp: dark purple -> teal -> yellow

@@ -22,16 +22,28 @@ from pathlib import Path
 from typing import Any
 
 import xclip
+from xclip.data.annotations import (
+    read_labels_csv,
+    read_video_list,
+    write_video_list,
+)
+from xclip.precision import autocast, resolve_precision
+from xclip_app.splits.kshot import kshot_entries
 
 from . import distributed as D
+from .classifier import load_classifier
 from .config import RunConfig, check_paths, is_placeholder
 from .evaluate import EvalResult, evaluate, format_result, mean_std, write_report
+from .loaders import build_eval_loader
+from .trainer import Trainer
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Row:
+    """One evaluated set of the zero-shot table."""
+
     name: str
     videos: int
     classes: int
@@ -58,11 +70,6 @@ def format_table(title: str, rows: list[Row], group_label: str = "set") -> str:
 def run_zeroshot(
     cfg: RunConfig, checkpoint: str, info: D.DistInfo, out_dir: Path | None = None
 ) -> tuple[list[Row], list[EvalResult]]:
-    from xclip.data.annotations import read_labels_csv
-
-    from .classifier import load_classifier
-    from .engine import autocast_ctx, build_eval_loader, resolve_precision
-
     sets = cfg.protocol.eval_sets
     if not sets:
         raise ValueError(
@@ -95,7 +102,7 @@ def run_zeroshot(
         text = clf.text_features(xclip.tokenize(names).to(info.device))
         res = evaluate(
             clf, loader, len(names), text_features=text, device=info.device,
-            autocast=autocast_ctx(precision, info.device),
+            autocast=autocast(precision, info.device),
             progress=info.is_main and cfg.output.progress, desc=name,
         )  # fmt: skip
         log.info("%s: %s", name, format_result(res))
@@ -122,15 +129,6 @@ def fewshot_runs(cfg: RunConfig) -> list[tuple[int, int, RunConfig]]:
 def run_fewshot(
     cfg: RunConfig, info: D.DistInfo, resume: str | None = None
 ) -> list[dict[str, Any]]:
-    from xclip.data.annotations import (
-        read_labels_csv,
-        read_video_list,
-        write_video_list,
-    )
-    from xclip_app.splits.kshot import kshot_entries
-
-    from .engine import Trainer
-
     p = cfg.protocol
     if not p.train_file or is_placeholder(p.train_file):
         check_paths(cfg, ["protocol.train_file"])

@@ -1,15 +1,17 @@
-"""Helpers shared by the train/eval/zeroshot/fewshot commands."""
+"""The command-line form of a training recipe, shared by the ``train``, ``zeroshot`` and
+``fewshot`` commands: ``--config``, ``KEY=VALUE`` overrides, ``--output`` and ``--device``."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 
-from . import distributed as D
 from .config import RunConfig, load_config
 
+__all__ = ["add_recipe_arguments", "load_recipe"]
 
-def add_config_arguments(p: argparse.ArgumentParser, required: bool = True) -> None:
+
+def add_recipe_arguments(p: argparse.ArgumentParser, required: bool = True) -> None:
+    """Add ``--config``, the ``KEY=VALUE`` overrides, ``--output`` and ``--device`` to ``p``."""
     p.add_argument(
         "--config", "-c", required=required, help="YAML recipe (see configs/ and docs/training.md)"
     )
@@ -23,16 +25,9 @@ def add_config_arguments(p: argparse.ArgumentParser, required: bool = True) -> N
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda if available, else cpu")
 
 
-def config_from_args(args: argparse.Namespace, extra: list[str] | None = None) -> RunConfig:
+def load_recipe(args: argparse.Namespace, extra: list[str] | None = None) -> RunConfig:
+    """The recipe ``args`` name, with its overrides, then ``extra`` ones, then ``--output``."""
     overrides = list(args.overrides or []) + list(extra or [])
     if getattr(args, "output", None):
         overrides.append(f"output.dir={args.output}")
     return load_config(args.config, overrides)
-
-
-def init_distributed(device: str | None) -> D.DistInfo:
-    info = D.init(device)
-    if not info.is_main:
-        # one console for the whole job: only rank 0 reports progress
-        logging.getLogger().setLevel(logging.WARNING)
-    return info

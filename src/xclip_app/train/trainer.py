@@ -1,4 +1,5 @@
-"""The training run: data, model, optimizer, schedule, loop, evaluation, checkpoints, logs.
+"""The training loop: :class:`Trainer` puts a run together (data, model, optimizer, schedule,
+checkpoints, logs) and runs it: epochs of training, validation, the final multi-view evaluation.
 
 The original ``main.py`` run flow (reference section 6.2), with the deliberate differences listed in
 ``docs/training.md``: build the loaders, build/initialise the model, freeze the text tower, AdamW
@@ -15,254 +16,44 @@ uninterrupted one (on CPU with ``train.deterministic``), also from a mid-epoch c
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Sampler
+from tqdm.auto import tqdm
 
 import xclip
-from xclip.data.datasets import (
-    VideoDataLoader,
-    VideoDataset,
-    build_dataloader,
-    collate_videos,
-    seed_worker,
-)
-from xclip.data.mixup import CutmixMixupBlending, smoothed_one_hot, soft_target_cross_entropy
-from xclip.data.transforms import TrainTransform
+from xclip.checkpoint import NATIVE_WEIGHTS, load_state_dict_strict, read_safetensors
+from xclip.data.mixup import CutmixMixupBlending
+from xclip.data.soft_targets import smoothed_one_hot, soft_target_cross_entropy
+from xclip.precision import autocast, resolve_precision
 
 from . import checkpointing as C
 from . import distributed as D
 from .classifier import build_classifier
 from .config import RunConfig, check_paths, save_config
 from .evaluate import EvalResult, evaluate, format_result, write_report
+from .loaders import build_eval_loader, build_train_loader
+from .logs import RUN_LOGGER, add_run_log_file
+from .metrics import MetricsLog
 from .optim import build_optimizer, freeze_text
+from .sampler import ResumableSampler
 from .schedule import CosineWarmupSchedule
+from .summary import TrainSummary, format_duration
 
-log = logging.getLogger("xclip_app.train")
+log = logging.getLogger(RUN_LOGGER)
 
-__all__ = ["NonFiniteLossError", "ResumableSampler", "Trainer", "TrainSummary"]
+__all__ = ["NonFiniteLossError", "Trainer"]
 
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN/inf; the run stopped and its last good checkpoint was kept."""
-
-
-# --- data ------------------------------------------------------------------------------------------
-
-
-class ResumableSampler(Sampler[int]):
-    """``DistributedSampler(shuffle=True)`` semantics (permutation from ``seed + epoch``, padded
-    to a multiple of the world size, rank ``r`` takes ``r::world``) that can start an epoch at a
-    given position, so a mid-epoch resume sees exactly the remaining samples."""
-
-    def __init__(
-        self, n: int, world_size: int = 1, rank: int = 0, seed: int = 0, shuffle: bool = True
-    ):
-        self.n, self.world, self.rank, self.seed, self.shuffle = n, world_size, rank, seed, shuffle
-        self.epoch = 0
-        self.start = 0  # samples of this rank to skip in the next pass (reset after it)
-        self.num_samples = math.ceil(n / world_size)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def indices(self) -> list[int]:
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed + self.epoch)
-            order = torch.randperm(self.n, generator=g).tolist()
-        else:
-            order = list(range(self.n))
-        total = self.num_samples * self.world
-        if total > len(order):  # pad with the first samples, as DistributedSampler
-            order += (order * math.ceil(total / len(order)))[: total - len(order)]
-        return order[self.rank : total : self.world]
-
-    def __iter__(self):
-        mine = self.indices()[self.start :]
-        self.start = 0
-        return iter(mine)
-
-    def __len__(self) -> int:
-        return self.num_samples
-
-
-def _train_loader(cfg: RunConfig, ds: VideoDataset, info: D.DistInfo) -> VideoDataLoader:
-    sampler = ResumableSampler(len(ds), info.world_size, info.rank, seed=cfg.train.seed)
-    kwargs: dict[str, Any] = {}
-    if cfg.data.workers > 0:
-        kwargs = {"persistent_workers": True, "worker_init_fn": seed_worker}
-    ds.collect_errors = False
-    return VideoDataLoader(
-        ds,
-        batch_size=cfg.train.batch_size,
-        sampler=sampler,
-        num_workers=cfg.data.workers,
-        collate_fn=collate_videos,
-        pin_memory=info.device.type == "cuda",
-        drop_last=True,  # as the original; every epoch sees the same number of full batches
-        **kwargs,
-    )
-
-
-def build_eval_loader(
-    cfg: RunConfig,
-    info: D.DistInfo,
-    preprocess: xclip.PreprocessConfig,
-    val_file: str,
-    label_list: str,
-    *,
-    num_clips: int,
-    num_crops: int,
-    view_mode: str,
-    root: str | None = None,
-) -> VideoDataLoader:
-    ds = VideoDataset(
-        val_file,
-        (root if root is not None else cfg.data.root) or None,
-        label_list,
-        preprocess=preprocess,
-        mode="test",
-        num_clips=num_clips,
-        num_crops=num_crops,
-        view_mode=view_mode,
-        backend=cfg.data.backend,
-        seed=cfg.train.seed,
-        check_files=cfg.data.check_files,
-    )
-    return build_dataloader(
-        ds,
-        batch_size=cfg.test.batch_size,
-        workers=cfg.data.workers,
-        train=False,
-        distributed=info.distributed,
-        rank=info.rank,
-        world_size=info.world_size,
-        skip_bad=cfg.data.skip_bad,
-        persistent_workers=False,
-    )
-
-
-# --- precision -------------------------------------------------------------------------------------
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    if precision == "auto":
-        if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return "fp32"
-    if precision == "fp16" and device.type != "cuda":
-        raise ValueError(
-            "train.precision=fp16 needs a GPU (its GradScaler); use bf16 or fp32 on CPU"
-        )
-    return precision
-
-
-def autocast_ctx(precision: str, device: torch.device):
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-# --- logging helpers -------------------------------------------------------------------------------
-
-
-class MetricsLog:
-    """JSON lines in ``RUN/metrics.jsonl`` (+ TensorBoard scalars if installed); rank 0 only."""
-
-    def __init__(self, run_dir: Path, enabled: bool, tensorboard: bool) -> None:
-        self.enabled = enabled
-        self.path = run_dir / "metrics.jsonl"
-        self.tb = None
-        if enabled and tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(run_dir / "tensorboard"))
-            except ImportError:
-                log.info("tensorboard is not installed; metrics go to %s only", self.path)
-        self._f = open(self.path, "a", encoding="utf-8") if enabled else None  # noqa: SIM115
-
-    def write(self, row: dict[str, Any], step: int | None = None) -> None:
-        if not self.enabled:
-            return
-        self._f.write(json.dumps(row) + "\n")
-        self._f.flush()
-        if self.tb is not None and step is not None:
-            kind = row.get("kind", "")
-            for k, v in row.items():
-                if (
-                    isinstance(v, (int, float))
-                    and not isinstance(v, bool)
-                    and k not in ("epoch", "iter", "step")
-                ):
-                    self.tb.add_scalar(f"{kind}/{k}", v, step)
-
-    def close(self) -> None:
-        if self._f:
-            self._f.close()
-        if self.tb is not None:
-            self.tb.close()
-
-
-def _fmt_time(s: float) -> str:
-    s = int(s)
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
-@dataclass
-class TrainSummary:
-    run_dir: Path
-    epochs: int
-    steps: int
-    final_loss: float
-    best_top1: float
-    best_epoch: int
-    history: list[dict[str, Any]] = field(default_factory=list)
-    final_eval: dict[str, Any] | None = None
-    last_checkpoint: Path | None = None
-    seconds: float = 0.0
-
-    def table(self) -> str:
-        lines = [
-            f"{'epoch':>5}  {'loss':>8}  {'lr':>9}  {'top-1':>7}  {'top-5':>7}  {'clips/s':>8}  {'time':>8}"
-        ]
-        for h in self.history:
-            lines.append(
-                f"{h['epoch']:>5}  {h['loss']:>8.4f}  {h['lr']:>9.2e}  "
-                + (
-                    f"{h['top1']:>7.2f}  {h['top5']:>7.2f}"
-                    if "top1" in h
-                    else f"{'-':>7}  {'-':>7}"
-                )
-                + f"  {h['clips_per_s']:>8.1f}  {_fmt_time(h['seconds']):>8}"
-            )
-        lines.append(
-            f"best single-view top-1 {self.best_top1:.2f}% (epoch {self.best_epoch})"
-            if self.best_epoch >= 0
-            else "no validation during training"
-        )
-        if self.final_eval:
-            f = self.final_eval
-            lines.append(
-                f"final {f['views']} views (last epoch): top-1 {f['top1']:.2f}%  top-5 {f['top5']:.2f}%  "
-                f"mean class {f['mean_class_acc']:.2f}%  ({f['num_samples']} videos)"
-            )
-        lines.append(f"run folder {self.run_dir}  ({_fmt_time(self.seconds)})")
-        return "\n".join(lines)
-
-
-# --- the trainer -----------------------------------------------------------------------------------
 
 
 class Trainer:
@@ -282,6 +73,10 @@ class Trainer:
         self.run_dir = Path(cfg.output.dir)
         self.resume = resume
         self.precision = resolve_precision(cfg.train.precision, self.device)
+        if self.precision == "fp16" and self.device.type != "cuda":
+            raise ValueError(
+                "train.precision=fp16 needs a GPU (its GradScaler); use bf16 or fp32 on CPU"
+            )
         self.loss_fn = soft_target_cross_entropy  # replaceable (tests inject faults here)
         self._last_good: Path | None = None
 
@@ -308,27 +103,14 @@ class Trainer:
         if info.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, self.run_dir / "config.yaml")
-            _add_file_log(self.run_dir / f"log_rank{info.rank}.txt")
+            add_run_log_file(self.run_dir / f"log_rank{info.rank}.txt")
         D.barrier()
 
         # data
         arch = xclip.get_config(cfg.model.arch)
         pre = xclip.PreprocessConfig.for_config(arch)
-        a = cfg.aug
-        self.train_ds = VideoDataset(
-            cfg.data.train_file,
-            cfg.data.root or None,
-            cfg.data.label_list,
-            preprocess=pre,
-            mode="train",
-            transform=TrainTransform.from_preprocess(
-                pre, flip_p=a.flip, jitter_p=a.color_jitter, grayscale_p=a.gray_scale
-            ),
-            backend=cfg.data.backend,
-            seed=cfg.train.seed,
-            max_bad_fraction=cfg.data.max_bad_fraction,
-            check_files=cfg.data.check_files,
-        )
+        self.train_loader = build_train_loader(cfg, info, pre)
+        self.train_ds = self.train_loader.dataset
         self.class_names = list(self.train_ds.class_names or [])
         k = len(self.class_names)
         if cfg.data.num_classes is not None and cfg.data.num_classes != k:
@@ -337,7 +119,6 @@ class Trainer:
                 f"({cfg.data.label_list}) has {k} classes"
             )
         self.num_classes = k
-        self.train_loader = _train_loader(cfg, self.train_ds, info)
         self.iters_per_epoch = len(self.train_loader)
         if cfg.train.max_steps_per_epoch:
             self.iters_per_epoch = min(self.iters_per_epoch, cfg.train.max_steps_per_epoch)
@@ -418,10 +199,8 @@ class Trainer:
         self.metrics = MetricsLog(self.run_dir, info.is_main, cfg.output.tensorboard)
 
     def _load(self, ckpt: Path) -> None:
-        from xclip.checkpoint import load_state_dict_strict, read_safetensors
-
         state = C.load_train_state(ckpt)
-        sd = read_safetensors(ckpt / xclip.checkpoint.NATIVE_WEIGHTS)
+        sd = read_safetensors(ckpt / NATIVE_WEIGHTS)
         load_state_dict_strict(self.classifier.model, sd, str(ckpt))
         if self.classifier.head is not None:
             self.classifier.head.load_state_dict(read_safetensors(ckpt / C.HEAD_WEIGHTS))
@@ -478,7 +257,7 @@ class Trainer:
 
     # -- one epoch --------------------------------------------------------------------------------
     def _forward_loss(self, clips, target):
-        with autocast_ctx(self.precision, self.device):
+        with autocast(self.precision, self.device):
             if self.text_features is not None or not self.classifier.uses_text:
                 logits = self.module(clips, text_features=self.text_features)
             else:
@@ -498,8 +277,6 @@ class Trainer:
         bar = None
         it = iter(self.train_loader)
         if info.is_main and cfg.output.progress:
-            from tqdm.auto import tqdm
-
             bar = tqdm(
                 total=n_iters, initial=start_iter, desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
                 dynamic_ncols=True, file=sys.stderr, leave=True,
@@ -582,7 +359,7 @@ class Trainer:
                     eta = elapsed / (i - start_iter + 1) * (n_iters - i - 1)
                     log.info(
                         "Train: [%d/%d][%d/%d] eta %s lr %.3e loss %.4f clips/s %.1f",
-                        epoch + 1, cfg.train.epochs, i, n_iters, _fmt_time(eta), lr_used,
+                        epoch + 1, cfg.train.epochs, i, n_iters, format_duration(eta), lr_used,
                         loss_val, clips_seen / elapsed,
                     )  # fmt: skip
                 every = cfg.output.save_every_steps
@@ -609,7 +386,7 @@ class Trainer:
             self.num_classes,
             text_features=self.classifier.text_features(self.tokens),
             device=self.device,
-            autocast=autocast_ctx(self.precision, self.device),
+            autocast=autocast(self.precision, self.device),
             progress=self.info.is_main and self.cfg.output.progress,
             desc=desc,
         )
@@ -664,11 +441,7 @@ class Trainer:
             seconds=time.perf_counter() - t_run,
         )
         if self.info.is_main:
-            with open(self.run_dir / "summary.json", "w", encoding="utf-8") as f:
-                json.dump(
-                    {k: (str(v) if isinstance(v, Path) else v) for k, v in summary.__dict__.items()},
-                    f, indent=2,
-                )  # fmt: skip
+            summary.write_json(self.run_dir / "summary.json")
         return summary
 
     def final_evaluation(self) -> dict[str, Any]:
@@ -686,19 +459,3 @@ class Trainer:
             write_report(res, self.run_dir / "final_eval", self.class_names, paths)
             self.metrics.write({"kind": "final_eval", **res.summary()})
         return res.summary()
-
-
-def _add_file_log(path: Path) -> None:
-    """Log to ``RUN/log_rank{r}.txt``; replaces the file handler of a previous run in this process
-    (the few-shot protocol trains several runs in one process)."""
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        if getattr(h, "_xclip_run_log", False):
-            root.removeHandler(h)
-            h.close()
-    h = logging.FileHandler(path, encoding="utf-8")
-    h._xclip_run_log = True
-    h.setFormatter(logging.Formatter("[%(asctime)s %(name)s] %(levelname)s %(message)s"))
-    root.addHandler(h)
-    if root.level > logging.INFO or root.level == logging.NOTSET:
-        root.setLevel(logging.INFO)

@@ -1,0 +1,39 @@
+"""Soft class targets: label-smoothed one-hot vectors, and the cross-entropy against them.
+
+Training with label smoothing and with mixup/cutmix (:mod:`xclip.data.mixup`) compares the logits
+with a distribution over the K classes instead of one class index.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["SoftTargetCrossEntropy", "smoothed_one_hot", "soft_target_cross_entropy"]
+
+
+def smoothed_one_hot(
+    labels: torch.Tensor, num_classes: int, smoothing: float = 0.0
+) -> torch.Tensor:
+    """``[B]`` int labels -> ``[B, K]`` float, off = s/K, on = 1 - s + s/K."""
+    labels = labels.long().view(-1, 1)
+    if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"labels must be in [0, {num_classes}), got {labels.view(-1).tolist()}")
+    off = smoothing / num_classes
+    on = 1.0 - smoothing + off
+    out = torch.full((labels.shape[0], num_classes), off, device=labels.device)
+    return out.scatter_(1, labels, on)
+
+
+def soft_target_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of ``sum_k -target_k * log_softmax(logits)_k`` (timm's
+    ``SoftTargetCrossEntropy``, used by the original with mixup)."""
+    return torch.sum(-target * F.log_softmax(logits, dim=-1), dim=-1).mean()
+
+
+class SoftTargetCrossEntropy(nn.Module):
+    """:func:`soft_target_cross_entropy` as a module: ``loss(logits [B, K], target [B, K])``."""
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return soft_target_cross_entropy(logits, target)
