@@ -5,6 +5,9 @@ their checkpoints hold ``in_proj_weight`` [3D, D], ``in_proj_bias`` [3D] and ``o
 This module keeps exactly those names (checkpoint compatibility) but runs batch-first and computes
 attention through ``F.scaled_dot_product_attention`` by default, with a plain matmul-softmax path
 that can be selected for numerical reference (``attn_impl="plain"``).
+
+``nn.MultiheadAttention`` itself is not used: it has no plain path, and its inference fast path
+(no grad, no mask) differs from this computation in the last bit.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ ATTN_IMPLS: tuple[str, ...] = ("sdpa", "plain")
 
 
 def check_attn_impl(impl: str) -> str:
+    """``impl`` if it is one of :data:`ATTN_IMPLS`, else a ``ValueError`` listing them."""
     if impl not in ATTN_IMPLS:
         raise ValueError(f"attn_impl must be one of {ATTN_IMPLS}, got {impl!r}")
     return impl

@@ -191,6 +191,7 @@ def list_models() -> list[str]:
 
 
 def unknown_name_error(kind: str, name: str, choices: list[str]) -> ValueError:
+    """A ``ValueError`` for an unknown ``kind`` name that suggests the closest ``choices``."""
     close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     return ValueError(f"unknown {kind} {name!r}.{hint} Available: {', '.join(choices)}")

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from . import pretrained as pretrained_weights
 from .checkpoint import (
     CONFIG_FILE,
     NATIVE_FORMAT,
@@ -24,6 +25,7 @@ from .checkpoint import (
 )
 from .config import PreprocessConfig, XCLIPConfig, get_config, list_models, registered_name
 from .convert import hf as hf_convert
+from .convert.clip import init_from_clip, load_clip_weights
 from .convert.original import infer_config, interpolate_frames, interpolate_image_size
 from .model import XCLIP
 
@@ -57,10 +59,8 @@ def create_model(
     if pretrained is not None:
         if clip_weights is not None:
             raise ValueError("pass either pretrained= or clip_weights=, not both")
-        from .pretrained import download_pretrained, get_pretrained
-
-        entry = get_pretrained(name, pretrained)
-        path = download_pretrained(entry, cache_dir=cache_dir)
+        entry = pretrained_weights.get_pretrained(name, pretrained)
+        path = pretrained_weights.download_pretrained(entry, cache_dir=cache_dir)
         # Released weights were trained by the original code, whose MIT and prompt generator use
         # embed_dim // 64 heads. The Hugging Face conversions of the L/14 models record 8 heads
         # (a conversion-script omission); head counts change no tensor shape, so the registered
@@ -77,8 +77,6 @@ def create_model(
         cfg = cfg.replace(**overrides)
     if clip_weights is None:
         return XCLIP(cfg).set_attn_impl(attn_impl)
-    from .convert.clip import init_from_clip, load_clip_weights
-
     weights = load_clip_weights(clip_weights)
     # The QuickGELU trap: OpenAI CLIP weights need QuickGELU, most LAION open_clip weights need
     # exact GELU; the wrong activation silently degrades the features.

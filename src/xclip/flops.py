@@ -38,20 +38,12 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .config import XCLIPConfig, get_config, list_models
+from .config import XCLIPConfig, get_config, registered_name
+from .model import XCLIP
+from .paper import PAPER_GFLOPS
 
+# PAPER_GFLOPS lives in xclip.paper; it stays exported here as the counter's reference values.
 __all__ = ["PAPER_GFLOPS", "FlopReport", "count_flops", "flop_counter", "flops_table"]
-
-# GFLOPs per view in the paper (Table 1 / the model zoo), per registered architecture.
-PAPER_GFLOPS: dict[str, float] = {
-    "xclip_b32_8f": 39,
-    "xclip_b32_16f": 75,
-    "xclip_b16_8f": 145,
-    "xclip_b16_16f": 287,
-    "xclip_b16_32f": 571,
-    "xclip_l14_8f": 658,
-    "xclip_l14_336_16f": 3086,
-}
 
 MODES = ("paper", "model")
 # Components in report order; "vision.message" is the part of "vision" spent on cross-frame
@@ -140,8 +132,7 @@ def _resolve(model_or_cfg: Any) -> tuple[str | None, XCLIPConfig]:
             f"count_flops takes an XCLIP model, an XCLIPConfig or an architecture name, "
             f"got {type(model_or_cfg).__name__}"
         )
-    arch = next((n for n in list_models() if get_config(n) == cfg), None)
-    return arch, cfg
+    return registered_name(cfg), cfg
 
 
 def flop_counter(*, count_norms: bool = False, display: bool = False) -> FlopCounterMode:
@@ -215,14 +206,12 @@ def count_flops(
         changes["image_size"] = int(image_size)
     if changes:
         cfg = cfg.replace(**changes)
-        arch = next((n for n in list_models() if get_config(n) == cfg), None)
+        arch = registered_name(cfg)
     n_tok = cfg.context_length if text_length is None else int(text_length)
     if not 1 <= n_tok <= cfg.context_length:
         raise ValueError(f"text_length must be in [1, {cfg.context_length}], got {n_tok}")
     if num_texts < 1 or batch_size < 1:
         raise ValueError("num_texts and batch_size must be >= 1")
-
-    from .model import XCLIP  # local: keep `import xclip.flops` light
 
     paper = mode == "paper"
     counter = _Counter(count_norms=paper)

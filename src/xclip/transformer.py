@@ -15,12 +15,17 @@ from .attention import MultiheadSelfAttention
 
 
 class QuickGELU(nn.Module):
-    """``x * sigmoid(1.702 x)``: the activation OpenAI CLIP was trained with (not ``nn.GELU``)."""
+    """``x * sigmoid(1.702 x)``: the activation OpenAI CLIP was trained with (not ``nn.GELU``).
+
+    torch has no such module: ``nn.GELU(approximate="tanh")`` is a different function.
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * torch.sigmoid(1.702 * x)
 
 
+# Not torchvision.ops.StochasticDepth(p, "row"): same draws and no state, but it computes
+# x * (mask / keep), which differs from our x * mask / keep in the last bit (checked in fp32/16/64).
 class DropPath(nn.Module):
     """Stochastic depth per sample (identity at eval time or with ``p == 0``)."""
 
@@ -41,11 +46,13 @@ class DropPath(nn.Module):
 
 
 def make_drop_path(p: float) -> nn.Module:
+    """:class:`DropPath` with rate ``p``, or ``nn.Identity`` when ``p`` is 0."""
     # The original registers no DropPath at all when the rate is 0: keep the module tree identical.
     return DropPath(p) if p > 0 else nn.Identity()
 
 
 def make_mlp(width: int, hidden: int, quick_gelu: bool = True) -> nn.Sequential:
+    """CLIP's MLP ``c_fc -> QuickGELU (or exact GELU) -> c_proj`` on ``[..., width]``."""
     return nn.Sequential(
         OrderedDict(
             [

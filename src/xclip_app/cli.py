@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import logging
 import pkgutil
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 from . import commands
 from .exit_codes import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 
 
-def _command_modules():
+def _command_modules() -> list[ModuleType]:
     mods = []
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
         mods.append(importlib.import_module(f"{commands.__name__}.{info.name}"))
@@ -21,13 +23,14 @@ def _command_modules():
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import xclip
-
+    """The ``xclip-video`` parser with one subparser per module of :mod:`xclip_app.commands`."""
     parser = argparse.ArgumentParser(
         prog="xclip-video",
         description="X-CLIP video recognition: models, conversion, benchmarks, training, inference.",
     )
-    parser.add_argument("--version", action="version", version=f"xclip {xclip.__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"xclip {importlib.metadata.version('xclip')}"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in _command_modules():
@@ -38,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``xclip-video`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -47,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return EXIT_USAGE
-    from xclip import CheckpointError
+    from xclip import CheckpointError  # lazy: CLI start-up
 
     try:
         return int(args._run(args) or 0)

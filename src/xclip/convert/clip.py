@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from torch import nn
 
 from ..checkpoint import (
@@ -34,6 +35,7 @@ from ..checkpoint import (
     read_torch_file,
     save_safetensors,
 )
+from ..config import get_config, list_models
 
 logger = logging.getLogger(__name__)
 
@@ -120,8 +122,6 @@ def _load_file(path: Path) -> ClipWeights:
     quick_gelu = None
     if path.suffix == ".safetensors":
         sd = read_safetensors(path)
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
         quick_gelu = _parse_bool(meta.get("quick_gelu"))
@@ -145,7 +145,7 @@ def _open_clip_quick_gelu(open_clip, model_name: str, tag: str) -> bool | None:
 def _load_open_clip(spec: str) -> ClipWeights:
     model_name, tag = spec.split("/", 1)
     try:
-        import open_clip
+        import open_clip  # lazy: optional dependency
     except ImportError:
         raise ImportError(
             f"loading CLIP weights {spec!r} by open_clip name needs the optional package "
@@ -209,8 +209,6 @@ def load_clip_weights(source: str | Path | ClipWeights | Mapping[str, torch.Tens
 
 
 def _suggest_arch(sd: Mapping[str, torch.Tensor]) -> str:
-    from ..config import get_config, list_models
-
     conv = sd["visual.conv1.weight"]
     width, patch = conv.shape[0], conv.shape[-1]
     size = math.isqrt(sd["visual.positional_embedding"].shape[0] - 1) * patch

@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import xclip
+    import xclip  # lazy: CLI start-up
 
     model = xclip.load_model(args.input, num_frames=args.num_frames)
     out = xclip.save_model(model, args.output, format=args.to)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from xclip_app.exit_codes import UsageError
+
 NAME = "convert-openai"
 HELP = (
     "convert an OpenAI CLIP TorchScript .pt (as downloaded by clip.load) into a safetensors state "
@@ -18,8 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xclip.convert.clip import convert_openai_jit
-    from xclip_app.exit_codes import UsageError
+    from xclip.convert.clip import convert_openai_jit  # lazy: CLI start-up
 
     if args.output.suffix != ".safetensors":
         raise UsageError(f"output must end in .safetensors, got {args.output}")

@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import xclip
+    import xclip  # lazy: CLI start-up
 
     print(
         f"{'architecture':<20} {'frames':>6} {'size':>5} {'patch':>5} {'width':>5} {'layers':>6} {'embed':>5}"

@@ -17,7 +17,7 @@ def _acc(v: float | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xclip.pretrained import get_pretrained, list_pretrained
+    from xclip.pretrained import get_pretrained, list_pretrained  # lazy: CLI start-up
 
     names = list_pretrained(args.arch)
     print(
