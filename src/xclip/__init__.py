@@ -18,6 +18,7 @@ from .config import (
     register_model,
     unregister_model,
 )
+from .errors import InputError
 from .factory import create_model, load_model, save_model
 from .inference import (
     Prediction,
@@ -39,6 +40,7 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "CheckpointError",
+    "InputError",
     "Prediction",
     "PreprocessConfig",
     "PretrainedWeights",

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xclip.errors import InputError
+
 AttnImpl = Literal["sdpa", "plain"]
 ATTN_IMPLS: tuple[str, ...] = ("sdpa", "plain")
 
@@ -26,7 +28,7 @@ ATTN_IMPLS: tuple[str, ...] = ("sdpa", "plain")
 def check_attn_impl(impl: str) -> str:
     """``impl`` if it is one of :data:`ATTN_IMPLS`, else a ``ValueError`` listing them."""
     if impl not in ATTN_IMPLS:
-        raise ValueError(f"attn_impl must be one of {ATTN_IMPLS}, got {impl!r}")
+        raise InputError(f"attn_impl must be one of {ATTN_IMPLS}, got {impl!r}")
     return impl
 
 
@@ -62,7 +64,7 @@ class MultiheadSelfAttention(nn.Module):
     def __init__(self, width: int, heads: int, *, causal: bool = False) -> None:
         super().__init__()
         if width % heads != 0:
-            raise ValueError(f"width {width} is not divisible by heads {heads}")
+            raise InputError(f"width {width} is not divisible by heads {heads}")
         self.width = width
         self.heads = heads
         self.causal = causal
@@ -98,7 +100,7 @@ class CrossAttention(nn.Module):
     def __init__(self, width: int, heads: int) -> None:
         super().__init__()
         if width % heads != 0:
-            raise ValueError(f"width {width} is not divisible by heads {heads}")
+            raise InputError(f"width {width} is not divisible by heads {heads}")
         self.heads = heads
         self.attn_impl: str = "sdpa"
         self.q_proj = nn.Linear(width, width, bias=False)

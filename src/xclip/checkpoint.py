@@ -17,13 +17,15 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .errors import InputError
+
 NATIVE_FORMAT = "xclip"
 NATIVE_FORMAT_VERSION = 1
 NATIVE_WEIGHTS = "model.safetensors"
 CONFIG_FILE = "config.json"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint that cannot be read or does not fit the model; the message says why and what to do."""
 
 

@@ -6,6 +6,8 @@ import difflib
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from xclip.errors import InputError
+
 # ImageNet statistics on the 0-1 scale. The original X-CLIP normalises with these (on the 0-255
 # scale: 123.675/116.28/103.53 and 58.395/57.12/57.375), not with CLIP's statistics.
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -56,7 +58,7 @@ class XCLIPConfig:
 
     def __post_init__(self) -> None:
         if self.image_size % self.patch_size != 0:
-            raise ValueError(
+            raise InputError(
                 f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}"
             )
         for name in ("vision", "text", "mit", "prompt"):
@@ -68,9 +70,9 @@ class XCLIPConfig:
             }[name]
             heads = getattr(self, f"{name}_heads")
             if heads is not None and width % heads != 0:
-                raise ValueError(f"{name} width {width} is not divisible by {name}_heads={heads}")
+                raise InputError(f"{name} width {width} is not divisible by {name}_heads={heads}")
         if self.num_frames < 1:
-            raise ValueError(f"num_frames must be >= 1, got {self.num_frames}")
+            raise InputError(f"num_frames must be >= 1, got {self.num_frames}")
 
     # resolved head counts -------------------------------------------------------------------
     @property
@@ -105,7 +107,7 @@ class XCLIPConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(
+            raise InputError(
                 f"unknown XCLIPConfig key(s) {unknown}; valid keys are {sorted(known)}"
             )
         return cls(**d)
@@ -216,14 +218,14 @@ def registered_name(cfg: XCLIPConfig) -> str | None:
 def register_model(name: str, cfg: XCLIPConfig, *, overwrite: bool = False) -> None:
     """Register a new architecture under ``name`` (for experiments with other sizes)."""
     if name in _ARCHS and not overwrite:
-        raise ValueError(f"model {name!r} is already registered; pass overwrite=True to replace it")
+        raise InputError(f"model {name!r} is already registered; pass overwrite=True to replace it")
     _ARCHS[name] = cfg
 
 
 def unregister_model(name: str) -> None:
     """Remove an architecture added with :func:`register_model` (the built-in ones stay)."""
     if name in _BUILTIN:
-        raise ValueError(f"{name!r} is a built-in architecture and cannot be unregistered")
+        raise InputError(f"{name!r} is a built-in architecture and cannot be unregistered")
     if name not in _ARCHS:
         raise unknown_name_error("model", name, list_models())
     del _ARCHS[name]

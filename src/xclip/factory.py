@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from xclip.errors import InputError
+
 from . import pretrained as pretrained_weights
 from .checkpoint import (
     CONFIG_FILE,
@@ -58,7 +60,7 @@ def create_model(
     cfg = get_config(name)
     if pretrained is not None:
         if clip_weights is not None:
-            raise ValueError("pass either pretrained= or clip_weights=, not both")
+            raise InputError("pass either pretrained= or clip_weights=, not both")
         entry = pretrained_weights.get_pretrained(name, pretrained)
         path = pretrained_weights.download_pretrained(entry, cache_dir=cache_dir)
         # Released weights were trained by the original code, whose MIT and prompt generator use
@@ -231,5 +233,5 @@ def save_model(model: XCLIP, out_dir: str | Path, format: str = "native") -> Pat
     elif format == "hf":
         hf_convert.save_hf_dir(model, out)
     else:
-        raise ValueError(f"format must be 'native' or 'hf', got {format!r}")
+        raise InputError(f"format must be 'native' or 'hf', got {format!r}")
     return out

@@ -38,6 +38,8 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from xclip.errors import InputError
+
 from .config import XCLIPConfig, get_config, registered_name
 from .model import XCLIP
 from .paper import PAPER_GFLOPS
@@ -197,7 +199,7 @@ def count_flops(
     The count runs on the ``meta`` device: no memory, no arithmetic, well under a second.
     """
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        raise InputError(f"mode must be one of {MODES}, got {mode!r}")
     arch, cfg = _resolve(model_or_cfg)
     changes = {}
     if num_frames is not None and num_frames != cfg.num_frames:
@@ -209,9 +211,9 @@ def count_flops(
         arch = registered_name(cfg)
     n_tok = cfg.context_length if text_length is None else int(text_length)
     if not 1 <= n_tok <= cfg.context_length:
-        raise ValueError(f"text_length must be in [1, {cfg.context_length}], got {n_tok}")
+        raise InputError(f"text_length must be in [1, {cfg.context_length}], got {n_tok}")
     if num_texts < 1 or batch_size < 1:
-        raise ValueError("num_texts and batch_size must be >= 1")
+        raise InputError("num_texts and batch_size must be >= 1")
 
     paper = mode == "paper"
     counter = _Counter(count_norms=paper)

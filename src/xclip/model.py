@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xclip.errors import InputError
+
 from .attention import check_attn_impl
 from .config import PreprocessConfig, XCLIPConfig
 from .cross_frame import CrossFrameCommunicationTransformer
@@ -119,21 +121,21 @@ class XCLIP(nn.Module):
         """Raise a clear error unless ``video`` is ``[B, T, 3, H, W]`` with this model's T and size."""
         cfg = self.cfg
         if video.ndim != 5:
-            raise ValueError(
+            raise InputError(
                 f"video must be a 5-D tensor [B, T, 3, H, W], got shape {tuple(video.shape)}"
                 + (" (add a batch dimension with video[None])" if video.ndim == 4 else "")
             )
         _, t, ch, h, w = video.shape
         if t != cfg.num_frames:
-            raise ValueError(
+            raise InputError(
                 f"this model was built for {cfg.num_frames} frames per video but got {t}; sample "
                 f"{cfg.num_frames} frames (the MIT position embedding and the message attention "
                 f"depend on T), or load/convert the checkpoint with num_frames={t} to interpolate"
             )
         if ch != 3:
-            raise ValueError(f"video must have 3 colour channels at dim 2, got {ch}")
+            raise InputError(f"video must have 3 colour channels at dim 2, got {ch}")
         if (h, w) != (cfg.image_size, cfg.image_size):
-            raise ValueError(
+            raise InputError(
                 f"this model takes {cfg.image_size}x{cfg.image_size} frames but got {h}x{w}; "
                 f"resize and centre-crop to {cfg.image_size} (see model.preprocess)"
             )
@@ -162,9 +164,9 @@ class XCLIP(nn.Module):
         a fraction of the 77-token compute.
         """
         if tokens.ndim != 2:
-            raise ValueError(f"tokens must be [K, L] token ids, got shape {tuple(tokens.shape)}")
+            raise InputError(f"tokens must be [K, L] token ids, got shape {tuple(tokens.shape)}")
         if tokens.shape[1] > self.cfg.context_length:
-            raise ValueError(
+            raise InputError(
                 f"tokens have length {tokens.shape[1]} > context length {self.cfg.context_length}"
             )
         if tokens.dtype.is_floating_point:
@@ -203,7 +205,7 @@ class XCLIP(nn.Module):
         """Normalised video ``[B, T, 3, H, W]`` and ``tokens [K, L]`` (or ``text_features [K, C]``)
         -> logits ``[B, K]``."""
         if (tokens is None) == (text_features is None):
-            raise ValueError("pass exactly one of tokens= or text_features=")
+            raise InputError("pass exactly one of tokens= or text_features=")
         if text_features is None:
             text_features = self.encode_text(tokens)
         return self.logits(self.encode_video(video), text_features)

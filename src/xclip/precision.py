@@ -10,6 +10,8 @@ import contextlib
 
 import torch
 
+from xclip.errors import InputError
+
 __all__ = ["PRECISIONS", "autocast", "resolve_precision"]
 
 PRECISIONS: dict[str, torch.dtype] = {
@@ -27,7 +29,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
             return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         return "fp32"
     if precision not in PRECISIONS:
-        raise ValueError(
+        raise InputError(
             f"precision must be auto or one of {', '.join(PRECISIONS)}, got {precision!r}"
         )
     return precision

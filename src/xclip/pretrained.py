@@ -30,6 +30,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from xclip.errors import InputError
+
 from .checkpoint import CheckpointError, atomic_write
 from .config import IMAGENET_MEAN, IMAGENET_STD, PreprocessConfig, get_config, unknown_name_error
 from .paper import (
@@ -239,7 +241,7 @@ def get_pretrained(arch: str, tag: str | None = None) -> PretrainedWeights:
         get_config(arch)
         tags = [e.tag for e in _ENTRIES if e.arch == arch]
         if not tags:
-            raise ValueError(
+            raise InputError(
                 f"no released weights for architecture {arch!r}; architectures with weights: "
                 f"{', '.join(sorted({e.arch for e in _ENTRIES}))}"
             )

@@ -16,6 +16,8 @@ import ftfy
 import regex as re
 import torch
 
+from xclip.errors import InputError
+
 VOCAB_FILE = Path(__file__).with_name("bpe_simple_vocab_16e6.txt.gz")
 SOT = "<|startoftext|>"
 EOT = "<|endoftext|>"
@@ -131,7 +133,7 @@ class Tokenizer:
             ids = [self.sot_token, *self.encode(text), self.eot_token]
             if len(ids) > context_length:
                 if not truncate:
-                    raise ValueError(
+                    raise InputError(
                         f"text {text[:40]!r}... has {len(ids)} tokens, more than the context "
                         f"length {context_length}; shorten it or pass truncate=True"
                     )

@@ -8,11 +8,12 @@ import importlib.metadata
 import logging
 import pkgutil
 import sys
+import traceback
 from collections.abc import Sequence
 from types import ModuleType
 
 from . import commands
-from .exit_codes import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
+from .exit_codes import EXIT_BUG, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 
 
 def _command_modules() -> list[ModuleType]:
@@ -41,9 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``xclip-video`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    """Run ``xclip-video`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code.
+
+    The contract (docs/reliability.md): 0 all done; 1 some inputs failed, each named by the
+    command; 2 a user mistake or an unusable input or environment, as one line on stderr;
+    70 a bug (traceback and a request to report it); 130 interrupted. ``-v`` adds detail
+    (a traceback for mistakes too) but never changes the code.
+    """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # argparse itself exits 2 with one line on a bad flag
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
@@ -51,20 +58,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return EXIT_USAGE
-    from xclip import CheckpointError  # lazy: CLI start-up
+    from xclip.data.video import VideoDecodeError  # lazy: CLI start-up
+    from xclip.errors import InputError  # lazy: CLI start-up
 
+    prog = f"xclip-video {args.command}"
     try:
         return int(args._run(args) or 0)
-    except (UsageError, CheckpointError, FileNotFoundError, ValueError) as e:
-        # A user mistake gets one clear line, never a traceback (use -v to see one).
+    except (UsageError, InputError, VideoDecodeError, OSError) as e:
+        # the user's input or environment: one line naming the problem and the fix
         if args.verbose:
-            raise
-        msg = str(e).strip() or type(e).__name__
-        print(f"xclip-video {args.command}: error: {msg}", file=sys.stderr)
+            traceback.print_exc()
+        print(f"{prog}: error: {one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception:
+        traceback.print_exc()
+        print(
+            f"{prog}: internal error: this is a bug in xclip, not a problem with your input. "
+            "Please report it with the command line and the traceback above.",
+            file=sys.stderr,
+        )
+        return EXIT_BUG
+
+
+def one_line(e: BaseException) -> str:
+    """The message of a user-facing error; an OSError without one gets its errno text and path."""
+    if isinstance(e, OSError) and e.strerror and not str(e).startswith("["):
+        return str(e)
+    if isinstance(e, OSError) and e.strerror:
+        where = f": {e.filename}" if e.filename else ""
+        return f"{e.strerror}{where}"
+    return str(e).strip() or type(e).__name__
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
+from xclip.errors import InputError
+
 from ..checkpoint import (
     CheckpointError,
     extract_state_dict,
@@ -152,7 +154,7 @@ def _load_open_clip(spec: str) -> ClipWeights:
             f"open_clip_torch (pip install open-clip-torch), or pass a state-dict file instead"
         ) from None
     if model_name not in open_clip.list_models():
-        raise ValueError(
+        raise InputError(
             f"{model_name!r} is not an open_clip model name (see open_clip.list_models()); "
             f"expected 'MODEL/TAG', e.g. 'ViT-B-32/openai' or 'ViT-B-16/laion2b_s34b_b88k'"
         )

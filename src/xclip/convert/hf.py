@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from xclip.errors import InputError
+
 from ..checkpoint import (
     CONFIG_FILE,
     CheckpointError,
@@ -235,13 +237,13 @@ def config_to_hf(cfg: XCLIPConfig, dtype: torch.dtype = torch.float32) -> dict[s
     """
     missing = [n for n in ("cross_frame", "use_mit", "use_prompts") if not getattr(cfg, n)]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"transformers' XCLIPModel always has cross-frame communication, the MIT and the "
             f"prompt generator; this model has {', '.join(f'{n}=False' for n in missing)} and "
             f"cannot be saved in the Hugging Face format (use format='native')"
         )
     if not cfg.quick_gelu:
-        raise ValueError(
+        raise InputError(
             "quick_gelu=False cannot be saved in the Hugging Face format: transformers' MIT uses "
             "vision_config.hidden_act, xclip's MIT is always QuickGELU (use format='native')"
         )
@@ -406,7 +408,7 @@ def original_to_hf(sd: StateDict, cfg: XCLIPConfig | None = None) -> dict[str, t
     if cfg is not None:
         missing = [n for n in ("cross_frame", "use_mit", "use_prompts") if not getattr(cfg, n)]
         if missing:
-            raise ValueError(
+            raise InputError(
                 f"the Hugging Face X-CLIP layout needs cross_frame, use_mit and use_prompts; "
                 f"this config has {', '.join(f'{n}=False' for n in missing)}"
             )

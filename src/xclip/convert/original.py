@@ -14,6 +14,8 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 
+from xclip.errors import InputError
+
 from ..config import XCLIPConfig
 
 StateDict = Mapping[str, torch.Tensor]
@@ -38,7 +40,7 @@ def infer_config(sd: StateDict, **overrides) -> XCLIPConfig:
     )
     missing = [k for k in required if k not in sd]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"not an X-CLIP/CLIP state dict in the original layout: missing {missing} "
             f"(found e.g. {sorted(sd)[:5]})"
         )

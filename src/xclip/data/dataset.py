@@ -37,6 +37,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from xclip.errors import InputError
+
 from ..config import PreprocessConfig
 from .annotations import Annotations, VideoEntry, load_annotations
 from .sampling import SamplingStrategy, ViewMode, sample_frame_indices
@@ -130,13 +132,13 @@ class VideoDataset(Dataset):
         check_files: bool = True,
     ) -> None:
         if mode not in ("train", "test"):
-            raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
+            raise InputError(f"mode must be 'train' or 'test', got {mode!r}")
         if num_clips < 1 or num_crops not in (1, 3):
-            raise ValueError(
+            raise InputError(
                 f"num_clips must be >= 1 and num_crops 1 or 3, got {num_clips}, {num_crops}"
             )
         if not 0.0 <= max_bad_fraction <= 1.0:
-            raise ValueError(f"max_bad_fraction must be in [0, 1], got {max_bad_fraction}")
+            raise InputError(f"max_bad_fraction must be in [0, 1], got {max_bad_fraction}")
         self.storage = open_storage(root)
         ann: Annotations = load_annotations(
             annotations, labels, exists=self.storage.exists if check_files else None
@@ -222,7 +224,7 @@ class VideoDataset(Dataset):
         ) as reader:
             total = reader.num_frames
             if total < 1:
-                raise ValueError("the video has no frames")
+                raise InputError("the video has no frames")
             inds = sample_frame_indices(
                 total,
                 self.num_frames,

@@ -19,6 +19,8 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
+from xclip.errors import InputError
+
 from .dataset import BadSample, VideoDataset
 
 __all__ = [
@@ -60,7 +62,7 @@ class EvalDistributedSampler(Sampler[int]):
             num_replicas = dist.get_world_size() if num_replicas is None else num_replicas
             rank = dist.get_rank() if rank is None else rank
         if not 0 <= rank < num_replicas:
-            raise ValueError(f"rank {rank} out of range for {num_replicas} replicas")
+            raise InputError(f"rank {rank} out of range for {num_replicas} replicas")
         self.n, self.num_replicas, self.rank = dataset_len, num_replicas, rank
 
     def __iter__(self) -> Iterator[int]:
@@ -176,9 +178,9 @@ def build_dataloader(
       (:func:`seed_worker`) and use one thread each.
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise InputError(f"batch_size must be >= 1, got {batch_size}")
     if sampler is not None and distributed:
-        raise ValueError("pass distributed=False with a sampler of your own: it shards itself")
+        raise InputError("pass distributed=False with a sampler of your own: it shards itself")
     seed = dataset.seed if seed is None and hasattr(dataset, "seed") else (seed or 0)
     if hasattr(dataset, "collect_errors"):
         dataset.collect_errors = not train

@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from xclip.errors import InputError
+
 from .soft_targets import smoothed_one_hot
 
 __all__ = ["CutmixMixupBlending", "cutmix_box"]
@@ -54,7 +56,7 @@ class CutmixMixupBlending:
         inplace: bool = False,
     ) -> None:
         if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+            raise InputError(f"num_classes must be >= 1, got {num_classes}")
         self.num_classes = num_classes
         self.smoothing = smoothing
         self.mixup_alpha, self.cutmix_alpha = mixup_alpha, cutmix_alpha

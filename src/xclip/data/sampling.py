@@ -26,6 +26,8 @@ from typing import Literal
 
 import numpy as np
 
+from xclip.errors import InputError
+
 __all__ = [
     "SamplingStrategy",
     "ViewMode",
@@ -54,9 +56,9 @@ def make_rng(rng: RngLike) -> np.random.Generator:
 
 def _check(total: int, num_frames: int) -> None:
     if int(total) != total or total < 1:
-        raise ValueError(f"a video needs at least one frame to sample from, got {total} frames")
+        raise InputError(f"a video needs at least one frame to sample from, got {total} frames")
     if int(num_frames) != num_frames or num_frames < 1:
-        raise ValueError(f"num_frames must be a positive integer, got {num_frames}")
+        raise InputError(f"num_frames must be a positive integer, got {num_frames}")
 
 
 # --- mmaction2 SampleFrames arithmetic (clip offsets) -----------------------------------------
@@ -114,7 +116,7 @@ def sample_uniform_views(total: int, num_frames: int, num_views: int) -> np.ndar
     :func:`sample_test_indices`."""
     _check(total, num_frames)
     if num_views < 1:
-        raise ValueError(f"num_views must be >= 1, got {num_views}")
+        raise InputError(f"num_views must be >= 1, got {num_views}")
     avg = total / float(num_frames)
     seg = np.arange(num_frames)[None, :] * avg
     shift = (np.arange(num_views)[:, None] + 0.5) / num_views * avg
@@ -136,7 +138,7 @@ def sample_dense(
     _check(total, num_frames)
     interval = max(1, 64 // num_frames) if frame_interval is None else int(frame_interval)
     if interval < 1:
-        raise ValueError(f"frame_interval must be >= 1, got {frame_interval}")
+        raise InputError(f"frame_interval must be >= 1, got {frame_interval}")
     if train:
         offsets = clip_offsets_train(total, num_frames, interval, num_views, make_rng(rng))
     else:
@@ -166,9 +168,9 @@ def sample_frame_indices(
     """
     _check(total, num_frames)
     if num_views < 1:
-        raise ValueError(f"num_views must be >= 1, got {num_views}")
+        raise InputError(f"num_views must be >= 1, got {num_views}")
     if view_mode not in ("random", "uniform"):
-        raise ValueError(f"view_mode must be 'random' or 'uniform', got {view_mode!r}")
+        raise InputError(f"view_mode must be 'random' or 'uniform', got {view_mode!r}")
     if strategy == "dense":
         random_clips = train or (num_views > 1 and view_mode == "random")
         return sample_dense(
@@ -180,7 +182,7 @@ def sample_frame_indices(
             rng=rng,
         )
     if strategy != "sparse":
-        raise ValueError(f"strategy must be 'sparse' or 'dense', got {strategy!r}")
+        raise InputError(f"strategy must be 'sparse' or 'dense', got {strategy!r}")
     if train or (num_views > 1 and view_mode == "random"):
         gen = make_rng(rng)
         return np.stack([sample_train_indices(total, num_frames, gen) for _ in range(num_views)])

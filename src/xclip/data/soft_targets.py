@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xclip.errors import InputError
+
 __all__ = ["SoftTargetCrossEntropy", "smoothed_one_hot", "soft_target_cross_entropy"]
 
 
@@ -19,7 +21,7 @@ def smoothed_one_hot(
     """``[B]`` int labels -> ``[B, K]`` float, off = s/K, on = 1 - s + s/K."""
     labels = labels.long().view(-1, 1)
     if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"labels must be in [0, {num_classes}), got {labels.view(-1).tolist()}")
+        raise InputError(f"labels must be in [0, {num_classes}), got {labels.view(-1).tolist()}")
     off = smoothing / num_classes
     on = 1.0 - smoothing + off
     out = torch.full((labels.shape[0], num_classes), off, device=labels.device)

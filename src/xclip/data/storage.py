@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import tarfile
 
+from xclip.errors import InputError
+
 __all__ = ["FolderStorage", "TarStorage", "open_storage"]
 
 
@@ -52,7 +54,7 @@ class TarStorage:
             with tarfile.open(self.tar_path, mode="r:") as tf:
                 members = [m for m in tf.getmembers() if m.isfile()]
         except tarfile.ReadError as e:
-            raise ValueError(
+            raise InputError(
                 f"{self.tar_path} is not an uncompressed tar archive ({e}); random access needs "
                 "an uncompressed tar (create it with 'tar -cf', not -czf)"
             ) from e

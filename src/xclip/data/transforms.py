@@ -38,6 +38,8 @@ import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
+from xclip.errors import InputError
+
 from ..config import IMAGENET_MEAN, IMAGENET_STD, PreprocessConfig
 
 __all__ = [
@@ -68,13 +70,13 @@ def to_tchw_uint8(frames: torch.Tensor | np.ndarray) -> torch.Tensor:
     if t.dtype != torch.uint8:
         raise TypeError(f"expected uint8 frames, got {t.dtype}")
     if t.ndim < 3:
-        raise ValueError(
+        raise InputError(
             f"expected frames [..., 3, H, W] or [..., H, W, 3], got shape {tuple(t.shape)}"
         )
     if t.shape[-3] != 3 and t.shape[-1] == 3:
         t = t.movedim(-1, -3)
     if t.shape[-3] != 3:
-        raise ValueError(f"expected 3 colour channels, got shape {tuple(t.shape)}")
+        raise InputError(f"expected 3 colour channels, got shape {tuple(t.shape)}")
     return t.contiguous()
 
 
@@ -147,7 +149,7 @@ def center_crop(frames: torch.Tensor, size: int) -> torch.Tensor:
     """mmaction ``CenterCrop``: ``left = (w - size) // 2``, ``top = (h - size) // 2``."""
     h, w = frames.shape[-2:]
     if h < size or w < size:
-        raise ValueError(f"cannot centre-crop {size}x{size} from a {h}x{w} frame")
+        raise InputError(f"cannot centre-crop {size}x{size} from a {h}x{w} frame")
     top, left = (h - size) // 2, (w - size) // 2
     return frames[..., top : top + size, left : left + size]
 
@@ -161,7 +163,7 @@ def three_crop_boxes(height: int, width: int, size: int) -> list[tuple[int, int]
     if width == size:
         step = (height - size) // 2
         return [(0, 0), (0, 2 * step), (0, step)]
-    raise ValueError(f"ThreeCrop needs one side equal to {size}, got {height}x{width}")
+    raise InputError(f"ThreeCrop needs one side equal to {size}, got {height}x{width}")
 
 
 def rgb_to_grayscale(frames: torch.Tensor) -> torch.Tensor:
@@ -267,7 +269,7 @@ class TrainTransform:
         grayscale_p: float = 0.2,
     ) -> None:
         if num_fixed_crops not in (5, 13):
-            raise ValueError(f"num_fixed_crops must be 5 or 13, got {num_fixed_crops}")
+            raise InputError(f"num_fixed_crops must be 5 or 13, got {num_fixed_crops}")
         self.image_size = int(image_size)
         self.resize_short = int(resize_short or int(256 / 224 * image_size))
         self.mean, self.std = tuple(mean), tuple(std)
@@ -335,7 +337,7 @@ class TrainTransform:
         if x.ndim == 5:  # [V, T, 3, H, W]: each view augmented independently
             return torch.cat([self(v, generator) for v in x])
         if x.ndim != 4:
-            raise ValueError(f"expected a clip [T, 3, H, W], got shape {tuple(x.shape)}")
+            raise InputError(f"expected a clip [T, 3, H, W], got shape {tuple(x.shape)}")
         params = self.sample_params(x.shape[0], x.shape[-2], x.shape[-1], generator)
         return self.apply(x, params).unsqueeze(0)
 
@@ -363,7 +365,7 @@ class EvalTransform:
         num_crops: int = 1,
     ) -> None:
         if num_crops not in (1, 3):
-            raise ValueError(f"num_crops must be 1 or 3, got {num_crops}")
+            raise InputError(f"num_crops must be 1 or 3, got {num_crops}")
         self.image_size = int(image_size)
         self.resize_short = int(resize_short or int(256 / 224 * image_size))
         self.mean, self.std = tuple(mean), tuple(std)
@@ -380,7 +382,7 @@ class EvalTransform:
         if x.ndim == 4:
             x = x.unsqueeze(0)
         if x.ndim != 5:
-            raise ValueError(f"expected [N, T, 3, H, W] or [T, 3, H, W], got {tuple(x.shape)}")
+            raise InputError(f"expected [N, T, 3, H, W] or [T, 3, H, W], got {tuple(x.shape)}")
         n, t = x.shape[:2]
         flat = x.reshape(n * t, *x.shape[2:])
         s = self.image_size

@@ -41,6 +41,7 @@ from xclip.config import PreprocessConfig
 from xclip.data.synthetic import make_indexed_clip, read_frame_index
 from xclip.data.transforms import TrainTransform
 from xclip.data.video import available_backends, open_video
+from xclip.errors import InputError
 from xclip_app.bench.clips import CLIPS, DEFAULT_CLIPS
 
 __all__ = [
@@ -254,7 +255,7 @@ def load_transforms(spec: str) -> Transforms | None:
         return TrainTransform.from_preprocess(PreprocessConfig(image_size=224))
     module, _, attr = spec.partition(":")
     if not attr:
-        raise ValueError(f"--transforms must be 'train', 'none' or module:function, got {spec!r}")
+        raise InputError(f"--transforms must be 'train', 'none' or module:function, got {spec!r}")
     return getattr(importlib.import_module(module), attr)
 
 

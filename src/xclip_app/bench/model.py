@@ -39,6 +39,7 @@ import torch
 
 import xclip
 from xclip.convert.hf import config_to_hf
+from xclip.errors import InputError
 from xclip.flops import count_flops
 from xclip.precision import PRECISIONS, autocast
 from xclip_app.bench.harness import (
@@ -163,7 +164,7 @@ def bench_model(
     """
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda but torch.cuda.is_available() is False")
+        raise InputError("--device cuda but torch.cuda.is_available() is False")
     if threads:
         torch.set_num_threads(threads)
     is_cuda = dev.type == "cuda"
@@ -172,13 +173,13 @@ def bench_model(
     dtypes = dtypes or (["fp32", "bf16", "fp16"] if is_cuda else ["fp32", "bf16"])
     for d in dtypes:
         if d not in PRECISIONS:
-            raise ValueError(f"unknown dtype {d!r}; choose from {sorted(PRECISIONS)}")
+            raise InputError(f"unknown dtype {d!r}; choose from {sorted(PRECISIONS)}")
     if "fp32" not in dtypes:
         dtypes = ["fp32", *dtypes]
     if cast not in CASTS:
-        raise ValueError(f"cast must be 'autocast' or 'weights', got {cast!r}")
+        raise InputError(f"cast must be 'autocast' or 'weights', got {cast!r}")
     if not 1 <= num_labels <= len(LABELS):
-        raise ValueError(f"--labels must be in [1, {len(LABELS)}]")
+        raise InputError(f"--labels must be in [1, {len(LABELS)}]")
     if peak_seconds is None:
         peak_seconds = 1.0
     if is_cuda:

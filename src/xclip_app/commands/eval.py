@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from xclip.errors import InputError
+
 NAME = "eval"
 HELP = "evaluate a checkpoint: top-1/top-5, mean class accuracy, confusion matrix, per-class report"
 
@@ -44,9 +46,9 @@ def parse_views(text: str) -> tuple[int, int]:
     try:
         clips, crops = (int(x) for x in text.lower().split("x"))
     except ValueError:
-        raise ValueError(f"--views must look like 4x3 (clips x crops), got {text!r}") from None
+        raise InputError(f"--views must look like 4x3 (clips x crops), got {text!r}") from None
     if clips < 1 or crops not in (1, 3):
-        raise ValueError(f"--views: clips must be >= 1 and crops 1 or 3, got {text!r}")
+        raise InputError(f"--views: clips must be >= 1 and crops 1 or 3, got {text!r}")
     return clips, crops
 
 

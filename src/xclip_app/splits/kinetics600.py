@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from xclip.data.annotations import VideoEntry, write_labels_csv, write_video_list
+from xclip.errors import InputError
 
 # Kinetics-400 classes that Kinetics-600 renamed (a qualifier added or a spelling fixed). Exact
 # name matching (after case/whitespace normalisation) with the original's label files finds 231
@@ -51,7 +52,7 @@ def read_renames_csv(path: str | os.PathLike) -> dict[str, str]:
         rows = rows[1:]
     bad = [i + 1 for i, r in enumerate(rows) if len(r) != 2]
     if bad:
-        raise ValueError(f"{p}: lines {bad} are not 'k400_name,k600_name'")
+        raise InputError(f"{p}: lines {bad} are not 'k400_name,k600_name'")
     return {a.strip(): b.strip() for a, b in rows}
 
 
@@ -121,7 +122,7 @@ def k600_novel_classes(
     excl = {normalize_class_name(x) for x in exclude}
     bad_excl = sorted(excl - set(n600))
     if bad_excl:
-        raise ValueError(f"--exclude classes not in the K600 labels: {bad_excl}")
+        raise InputError(f"--exclude classes not in the K600 labels: {bad_excl}")
     novel_ids = [i for i, n in enumerate(k600_names) if normalize_class_name(n) not in seen | excl]
     dropped = [
         n for n in k400_names
@@ -161,7 +162,7 @@ def k600_zeroshot_subsets(
     ``choice`` without replacement, then sorted by K600 id); videos of ``k600_entries`` (labelled
     with K600 ids) whose class is in a subset are kept and relabelled ``0..size-1``."""
     if size > len(novel.novel_ids):
-        raise ValueError(f"cannot draw {size} classes from {len(novel.novel_ids)} novel classes")
+        raise InputError(f"cannot draw {size} classes from {len(novel.novel_ids)} novel classes")
     rng = np.random.default_rng(seed)
     out = []
     for s in range(num_subsets):

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from xclip.data.annotations import VideoEntry
+from xclip.errors import InputError
 
 
 def kshot_entries(
@@ -17,12 +18,12 @@ def kshot_entries(
     order, without replacement); the result keeps the input order. A class with fewer than K
     videos is an error unless ``allow_fewer`` (then all its videos are kept)."""
     if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+        raise InputError(f"k must be >= 1, got {k}")
     by_class: dict[int, list[int]] = defaultdict(list)
     for i, e in enumerate(entries):
         by_class[e.label].append(i)
     if not by_class:
-        raise ValueError("no videos to sample from")
+        raise InputError("no videos to sample from")
     rng = np.random.default_rng(seed)
     keep: list[int] = []
     short = []
@@ -36,7 +37,7 @@ def kshot_entries(
         else:
             keep += [idx[j] for j in rng.choice(len(idx), size=k, replace=False)]
     if short:
-        raise ValueError(
+        raise InputError(
             f"{len(short)} classes have fewer than k={k} videos: {', '.join(short[:20])}"
         )
     return [entries[i] for i in sorted(keep)]

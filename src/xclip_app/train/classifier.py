@@ -16,6 +16,7 @@ from torch import nn
 
 import xclip
 from xclip.checkpoint import read_safetensors
+from xclip.errors import InputError
 
 from .checkpointing import HEAD_WEIGHTS
 
@@ -56,7 +57,7 @@ class TrainableClassifier(nn.Module):
         if tokens is not None:
             text_features = self.model.encode_text(tokens)
         if text_features is None:
-            raise ValueError("pass text_features= or tokens=")
+            raise InputError("pass text_features= or tokens=")
         return self.model(video, text_features=text_features)
 
     @torch.no_grad()
@@ -89,7 +90,7 @@ def build_classifier(cfg, num_classes: int) -> TrainableClassifier:
             model.cfg.num_frames != arch_cfg.num_frames
             or model.cfg.image_size != arch_cfg.image_size
         ):
-            raise ValueError(
+            raise InputError(
                 f"model.init_from={m.init_from} is a {model.cfg.num_frames}-frame "
                 f"{model.cfg.image_size}px model but model.arch={m.arch} has "
                 f"{arch_cfg.num_frames} frames at {arch_cfg.image_size}px"
@@ -118,7 +119,7 @@ def _rebuild_with(model: xclip.XCLIP, overrides: dict) -> xclip.XCLIP:
     own = new.state_dict()
     missing = [k for k in own if k not in sd]
     if any(not k.startswith(("visual.transformer", "mit.", "prompts")) for k in missing):
-        raise ValueError(f"cannot adapt the checkpoint to {overrides}: missing {missing[:5]}")
+        raise InputError(f"cannot adapt the checkpoint to {overrides}: missing {missing[:5]}")
     new.load_state_dict({k: v for k, v in sd.items() if k in own}, strict=False)
     return new
 
@@ -132,7 +133,7 @@ def load_classifier(path: str | Path, num_classes: int | None = None) -> Trainab
         sd = read_safetensors(head_file)
         k = sd["weight"].shape[0]
         if num_classes is not None and k != num_classes:
-            raise ValueError(
+            raise InputError(
                 f"{path} has a linear head for {k} classes but the label list has {num_classes}; "
                 "a linear head cannot classify other label sets (use a text-head model)"
             )

@@ -29,6 +29,7 @@ import yaml
 
 from xclip import list_models
 from xclip.checkpoint import atomic_write
+from xclip.errors import InputError
 
 __all__ = [
     "AugConfig",
@@ -50,7 +51,7 @@ __all__ = [
 PLACEHOLDER_PREFIX = "/PATH/TO/"
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A config key or value that is not valid; the message names the key."""
 
 

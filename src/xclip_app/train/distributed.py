@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from xclip.errors import InputError
+
 __all__ = [
     "DistInfo",
     "all_gather_objects",
@@ -53,7 +55,7 @@ def init(device: str | None = None, timeout_min: float = 30.0) -> DistInfo:
     """
     use_cuda = torch.cuda.is_available() if device is None else device.startswith("cuda")
     if use_cuda and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but CUDA is not available")
+        raise InputError("device 'cuda' requested but CUDA is not available")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))

@@ -24,6 +24,8 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from xclip.errors import InputError
+
 __all__ = ["build_optimizer", "freeze_text", "param_groups", "NO_DECAY_KEYWORDS"]
 
 NO_DECAY_KEYWORDS = ("positional_embedding",)
@@ -91,7 +93,7 @@ def param_groups(
                 }
             )
     if not groups:
-        raise ValueError("the model has no trainable parameters")
+        raise InputError("the model has no trainable parameters")
     return groups
 
 

@@ -27,6 +27,7 @@ from xclip.data.annotations import (
     read_video_list,
     write_video_list,
 )
+from xclip.errors import InputError
 from xclip.precision import autocast, resolve_precision
 from xclip_app.splits.kshot import kshot_entries
 
@@ -72,14 +73,14 @@ def run_zeroshot(
 ) -> tuple[list[Row], list[EvalResult]]:
     sets = cfg.protocol.eval_sets
     if not sets:
-        raise ValueError(
+        raise InputError(
             "protocol.eval_sets is empty; the zero-shot recipe lists one set per split"
         )
     for i, s in enumerate(sets):
         for key in ("val_file", "label_list"):
             v = getattr(s, key)
             if not v or is_placeholder(v):
-                raise ValueError(
+                raise InputError(
                     f"protocol.eval_sets[{i}].{key} ({s.name or i}) is "
                     + ("not set" if not v else f"the placeholder {v!r}")
                     + "; point it at your files (xclip-video splits makes them)"
@@ -88,7 +89,7 @@ def run_zeroshot(
         check_paths(cfg, ["data.root"])
     clf = load_classifier(checkpoint).to(info.device)
     if clf.head is not None:
-        raise ValueError(f"{checkpoint} has a linear head; zero-shot needs a text-head model")
+        raise InputError(f"{checkpoint} has a linear head; zero-shot needs a text-head model")
     precision = resolve_precision(cfg.train.precision, info.device)
     t = cfg.test
     rows, results = [], []
@@ -156,7 +157,7 @@ def run_fewshot(
                 (h for h in summary.history if "top1" in h), key=lambda h: h["top1"], default=None
             )
             if best is None:
-                raise ValueError("protocol.report=best needs test.eval_every > 0")
+                raise InputError("protocol.report=best needs test.eval_every > 0")
             top1, top5 = best["top1"], best["top5"]
             n = None
         else:

@@ -24,6 +24,8 @@ import math
 
 import torch
 
+from xclip.errors import InputError
+
 __all__ = ["CosineWarmupSchedule", "cosine_lr"]
 
 
@@ -60,7 +62,7 @@ class CosineWarmupSchedule:
         warmup_prefix: bool = False,
     ) -> None:
         if t_initial < 1:
-            raise ValueError(f"t_initial must be >= 1, got {t_initial}")
+            raise InputError(f"t_initial must be >= 1, got {t_initial}")
         self.optimizer = optimizer
         self.t_initial, self.lr_min = int(t_initial), float(lr_min)
         self.warmup_t, self.warmup_lr_init = int(warmup_t), float(warmup_lr_init)
@@ -108,7 +110,7 @@ class CosineWarmupSchedule:
     def load_state_dict(self, state: dict) -> None:
         for key in ("t_initial", "warmup_t"):
             if int(state[key]) != getattr(self, key):
-                raise ValueError(
+                raise InputError(
                     f"the checkpoint's schedule has {key}={state[key]} but this run computes "
                     f"{getattr(self, key)}: epochs, warmup or the train set size changed since "
                     "the checkpoint; resume with the same config"

@@ -32,6 +32,7 @@ import xclip
 from xclip.checkpoint import NATIVE_WEIGHTS, load_state_dict_strict, read_safetensors
 from xclip.data.mixup import CutmixMixupBlending
 from xclip.data.soft_targets import smoothed_one_hot, soft_target_cross_entropy
+from xclip.errors import InputError
 from xclip.precision import autocast, resolve_precision
 
 from . import checkpointing as C
@@ -74,7 +75,7 @@ class Trainer:
         self.resume = resume
         self.precision = resolve_precision(cfg.train.precision, self.device)
         if self.precision == "fp16" and self.device.type != "cuda":
-            raise ValueError(
+            raise InputError(
                 "train.precision=fp16 needs a GPU (its GradScaler); use bf16 or fp32 on CPU"
             )
         self.loss_fn = soft_target_cross_entropy  # replaceable (tests inject faults here)
@@ -114,7 +115,7 @@ class Trainer:
         self.class_names = list(self.train_ds.class_names or [])
         k = len(self.class_names)
         if cfg.data.num_classes is not None and cfg.data.num_classes != k:
-            raise ValueError(
+            raise InputError(
                 f"data.num_classes={cfg.data.num_classes} but data.label_list "
                 f"({cfg.data.label_list}) has {k} classes"
             )
@@ -123,7 +124,7 @@ class Trainer:
         if cfg.train.max_steps_per_epoch:
             self.iters_per_epoch = min(self.iters_per_epoch, cfg.train.max_steps_per_epoch)
         if self.iters_per_epoch < 1:
-            raise ValueError(
+            raise InputError(
                 f"{len(self.train_ds)} training videos give no full batch of "
                 f"{cfg.train.batch_size} per process on {info.world_size} process(es); lower "
                 "train.batch_size"
@@ -138,7 +139,7 @@ class Trainer:
             )  # fmt: skip
             vk = self.val_loader.dataset.num_classes
             if vk != k:
-                raise ValueError(f"validation labels have {vk} classes, training {k}")
+                raise InputError(f"validation labels have {vk} classes, training {k}")
 
         # model
         clf = build_classifier(cfg, k)
@@ -205,7 +206,7 @@ class Trainer:
         if self.classifier.head is not None:
             self.classifier.head.load_state_dict(read_safetensors(ckpt / C.HEAD_WEIGHTS))
         if state.get("classes") != self.class_names:
-            raise ValueError(f"{ckpt} was trained on another label list; resume with the same data")
+            raise InputError(f"{ckpt} was trained on another label list; resume with the same data")
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["scheduler"])
         if state.get("scaler"):

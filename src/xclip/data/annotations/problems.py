@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from xclip.errors import InputError
+
 _MAX_SHOWN = 50  # problems written into the error message; ``AnnotationError.problems`` has all
 
 
@@ -26,7 +28,7 @@ class Problem:
         return f"{where}: {self.message}"
 
 
-class AnnotationError(ValueError):
+class AnnotationError(InputError):
     """One or more problems in annotation files; ``problems`` lists them all (file, line, message)."""
 
     def __init__(self, problems: Sequence[Problem]):

@@ -9,6 +9,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from xclip.errors import InputError
+
 from .entry import VideoEntry, check_label
 from .problems import ProblemCollector
 from .text import read_annotation_text, write_annotation_text
@@ -70,7 +72,7 @@ def format_video_list(entries: Iterable[VideoEntry | tuple[str, int]]) -> str:
     for e in entries:
         path, label = (e.path, e.label) if isinstance(e, VideoEntry) else e
         if not path or any(c.isspace() for c in path):
-            raise ValueError(
+            raise InputError(
                 f"path {path!r} is empty or contains whitespace (not allowed in a list file)"
             )
         out.append(f"{path} {int(label)}\n")

@@ -11,6 +11,7 @@ from xclip.data.video.decord_reader import DecordReader
 from xclip.data.video.pyav_reader import PyAVReader
 from xclip.data.video.reader import VideoReader, VideoSource
 from xclip.data.video.torchcodec_reader import TorchCodecReader
+from xclip.errors import InputError
 
 __all__ = ["BACKENDS", "available_backends", "open_video", "read_frames"]
 
@@ -49,7 +50,7 @@ def open_video(source: VideoSource, backend: str | None = "auto", **kwargs: Any)
     """
     name = "pyav" if backend in ("auto", None, "") else str(backend).lower()
     if name not in _READERS:
-        raise ValueError(
+        raise InputError(
             f"unknown video backend {backend!r}; choose from auto, {', '.join(BACKENDS)}"
         )
     return _READERS[name](source, **kwargs)

@@ -6,6 +6,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from xclip.errors import InputError
+
 __all__ = ["VIDEO_EXTENSIONS", "find_videos"]
 
 # Every container FFmpeg reads that users keep videos in; folder scans (inference inputs, class
@@ -42,7 +44,7 @@ def find_videos(inputs: Iterable[str | os.PathLike], recursive: bool = True) -> 
             raise FileNotFoundError(f"no such file or folder: {p}")
     if not out:
         where = ", ".join(empty_dirs) or "the input"
-        raise ValueError(
+        raise InputError(
             f"no video files found in {where} (looked for {' '.join(VIDEO_EXTENSIONS)})"
         )
     return out
