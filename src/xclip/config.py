@@ -144,7 +144,20 @@ class PreprocessConfig:
 
     @classmethod
     def for_config(cls, cfg: XCLIPConfig) -> PreprocessConfig:
+        """The default preprocessing of an architecture (ImageNet mean/std)."""
         return cls(num_frames=cfg.num_frames, image_size=cfg.image_size)
+
+    def fit_to(self, cfg: XCLIPConfig) -> PreprocessConfig:
+        """This preprocessing (mean/std kept) with the frame count and input size of ``cfg``: a
+        model built with ``num_frames=`` or ``image_size=`` overrides must be fed accordingly."""
+        if (self.num_frames, self.image_size) == (cfg.num_frames, cfg.image_size):
+            return self
+        resize = self.resize_short
+        if self.image_size != cfg.image_size:
+            resize = int(256 / 224 * cfg.image_size)
+        return replace(
+            self, num_frames=cfg.num_frames, image_size=cfg.image_size, resize_short=resize
+        )
 
 
 _B = dict(embed_dim=512, vision_width=768, vision_layers=12, text_width=512, text_layers=12)

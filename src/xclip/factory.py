@@ -69,7 +69,7 @@ def create_model(
         # architecture's counts are imposed here to reproduce the original model.
         heads = {"mit_heads": cfg.mit_heads, "prompt_heads": cfg.prompt_heads}
         model = load_model(path, attn_impl=attn_impl, **{**heads, **overrides})
-        model.preprocess = entry.preprocess
+        model.preprocess = entry.preprocess.fit_to(model.cfg)
         if not overrides and model.cfg != cfg:
             raise CheckpointError(
                 f"downloaded weights {path} build {model.cfg}, not the registered {name!r}"
@@ -195,7 +195,6 @@ def load_model(
         )
         sd = interpolate_frames(sd, num_frames)
         cfg = cfg.replace(num_frames=num_frames)
-        preprocess = None
     if image_size is not None and image_size != cfg.image_size:
         logger.warning(
             "interpolating the spatial position embedding of %s from %d to %d px",
@@ -205,11 +204,10 @@ def load_model(
         )
         sd = interpolate_image_size(sd, image_size, cfg.patch_size)
         cfg = cfg.replace(image_size=image_size)
-        preprocess = None
     model = XCLIP(cfg)
     load_state_dict_strict(model, sd, str(path))
     if preprocess is not None:
-        model.preprocess = preprocess
+        model.preprocess = preprocess.fit_to(cfg)
     return model.set_attn_impl(attn_impl)
 
 
