@@ -56,7 +56,7 @@ class DataSpec:
 
 
 def slug(name: str) -> str:
-    """A class name as a folder name: ``"a red object moving left"`` -> ``"red_object_moving_left"``."""
+    """A class name as a folder name: ``"a red object moving up"`` -> ``"red_object_moving_up"``."""
     return name.removeprefix("a ").replace(" ", "_")
 
 
@@ -78,7 +78,7 @@ class ClipJob(NamedTuple):
 
     out: str  # the dataset folder
     spec: DataSpec
-    seed: Sequence[int]  # the clip's own seed: [spec.seed, colour, pair, split, index]
+    seed: Sequence[int]  # the clip's own seed: [spec.seed, colour, pair, split, index] (indices)
     colour: str
     pair: int  # index into PAIRS
     split: str  # "train", "val", "pool" or "test"
@@ -88,7 +88,8 @@ class ClipJob(NamedTuple):
 
 def write_clip_pair(job: ClipJob) -> list[tuple[str, str, int]]:
     """Render one forward clip and write it and its exact reversal (``frames[::-1]``) with
-    :func:`xclip.data.synthetic.write_video`; returns ``(split, relative path, label id)`` of both."""
+    :func:`xclip.data.synthetic.write_video`; returns ``(split, relative path, label id)`` of
+    both."""
     out, spec, cell_seed, colour, pair, split, i, rows_idx = job
     rng = np.random.default_rng(cell_seed)
     p = sample_clip_params(rng, pair, colour, spec.distractor_p)

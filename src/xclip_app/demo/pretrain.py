@@ -197,6 +197,8 @@ def pretrain_clip(
         model.train()
         t_train = time.perf_counter()
         for step in range(spec.steps):
+            # our own schedule: LambdaLR's base_lr * (warmup * cosine) rounds differently (5 of 600
+            # steps), which would change the stage-1 checkpoint and every cached number after it
             lr = spec.lr * min(1.0, (step + 1) / spec.warmup_steps)
             lr *= 0.5 * (1 + math.cos(math.pi * step / spec.steps))
             for g in opt.param_groups:
@@ -209,6 +211,8 @@ def pretrain_clip(
             v = F.normalize(encode_images(model, x), dim=-1)
             t = F.normalize(model.encode_text(xclip.tokenize(uniq)), dim=-1)
             logits = model.logit_scale.exp() * v @ t.T  # [B, U]
+            # our own loss: several captions can fit one image (see the module docstring), which
+            # the one-positive-per-row CLIP losses of open_clip and others do not express
             loss_i = -(F.log_softmax(logits, 1) * (pos / pos.sum(1, keepdim=True))).sum(1).mean()
             loss_t = (
                 -(F.log_softmax(logits.T, 1) * (pos.T / pos.T.sum(1, keepdim=True))).sum(1).mean()
