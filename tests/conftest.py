@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from xclip.data.synthetic import make_indexed_clip
+
 
 @pytest.fixture(scope="session")
 def video_dir(tmp_path_factory) -> Path:
@@ -29,8 +31,6 @@ def video_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def clip_factory(video_dir):
     pytest.importorskip("av")
-    from xclip.data.synthetic import make_indexed_clip
-
     cache: dict = {}
 
     def make(
@@ -60,7 +60,7 @@ def small_clip(clip_factory) -> Path:
 
 
 def _silent_audio(stream, n_frames: int = 10):
-    import av
+    import av  # lazy: optional dependency
 
     for i in range(n_frames):
         frame = av.AudioFrame.from_ndarray(
@@ -75,8 +75,6 @@ def _silent_audio(stream, n_frames: int = 10):
 @pytest.fixture(scope="session")
 def bad_videos(video_dir, clip_factory) -> dict[str, Path]:
     av = pytest.importorskip("av")
-    from xclip.data.synthetic import make_indexed_frame
-
     d = video_dir / "bad"
     d.mkdir(exist_ok=True)
     out: dict[str, Path] = {}
@@ -99,20 +97,7 @@ def bad_videos(video_dir, clip_factory) -> dict[str, Path]:
             c.mux(p)
 
     # faststart mp4 (moov first) cut at half: the header lies about the frame count
-    full = d / "faststart.mp4"
-    with av.open(str(full), "w", options={"movflags": "faststart"}) as c:
-        v = c.add_stream(
-            "libx264",
-            rate=30,
-            options={"x264-params": "keyint=30:min-keyint=30:scenecut=0", "crf": "20"},
-        )
-        v.width, v.height, v.pix_fmt = 96, 64, "yuv420p"
-        for i in range(90):
-            frame = av.VideoFrame.from_ndarray(make_indexed_frame(i, (96, 64)), format="rgb24")
-            for p in v.encode(frame):
-                c.mux(p)
-        for p in v.encode():
-            c.mux(p)
+    full = clip_factory("bad_source_faststart.mp4", 90, size=(96, 64), gop=30, faststart=True)
     data = full.read_bytes()
     out["truncated"] = d / "truncated.mp4"
     out["truncated"].write_bytes(data[: len(data) // 2])

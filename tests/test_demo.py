@@ -7,8 +7,17 @@ import json
 import numpy as np
 import pytest
 
-from xclip_app.demo import world
-from xclip_app.demo.generate import DataSpec, class_table, generate_dataset
+import xclip
+import xclip.data.synthetic as synthetic
+from xclip.checkpoint import read_safetensors
+from xclip.convert.clip import init_from_clip
+from xclip.data.annotations import read_labels_csv, read_video_list
+from xclip.data.video import open_video
+from xclip_app import cli
+from xclip_app.demo import arch, world
+from xclip_app.demo.generate import DataSpec, class_table, generate_dataset, write_clip_pair
+from xclip_app.demo.pretrain import PretrainSpec, openai_clip_keys, pretrain_clip
+from xclip_app.demo.report import targets
 
 
 def test_clip_rendering_is_deterministic():
@@ -66,11 +75,9 @@ def test_images_and_captions():
     for key in ("colour", "shape", "pos", "motion"):
         assert key in attrs
     # every caption parses into attributes that are true of its image
-    from xclip_app.demo.pretrain import _attrs
-
     for i in range(200):
         _, cap, attrs = world.render_image(np.random.default_rng([3, i]), 48)
-        for k, v in _attrs(cap).items():
+        for k, v in world.caption_attributes(cap).items():
             assert attrs[k] == v, (cap, attrs)
 
 
@@ -95,8 +102,6 @@ def tiny_dataset(tmp_path_factory):
 
 
 def test_dataset_files_in_the_real_formats(tiny_dataset):
-    from xclip.data.annotations import read_labels_csv, read_video_list
-
     out, spec, meta = tiny_dataset
     train_names = read_labels_csv(out / "labels.csv")
     held_names = read_labels_csv(out / "heldout" / "labels.csv")
@@ -115,8 +120,6 @@ def test_time_reversal_pairs_are_exact_reversals(tiny_dataset):
     """Every clip of a pair's second verb is the first verb's clip played backwards (as decoded;
     the codec is lossy, so frame i of one equals frame T-1-i of the other up to coding noise, and far
     from any other frame)."""
-    from xclip.data.video import open_video
-
     out, spec, _ = tiny_dataset
     for colour in world.COLOURS:
         for a, b in world.PAIRS:
@@ -135,9 +138,6 @@ def test_time_reversal_pairs_are_exact_reversals(tiny_dataset):
 def test_rendered_reversal_is_bitwise(tmp_path, monkeypatch):
     """What the generator hands to the encoder for the reversed class is exactly the forward
     clip's ``frames[::-1]``."""
-    import xclip.data.synthetic as synthetic
-    from xclip_app.demo.generate import _job
-
     written = {}
 
     def capture(path, frames, **kwargs):
@@ -147,7 +147,9 @@ def test_rendered_reversal_is_bitwise(tmp_path, monkeypatch):
     monkeypatch.setattr(synthetic, "write_video", capture)
     spec = DataSpec(train_per_class=1)
     for pair in range(len(world.PAIRS)):
-        rows = _job((str(tmp_path), spec, [0, 1, pair, 0, 0], "green", pair, "train", 0, (7, 8)))
+        rows = write_clip_pair(
+            (str(tmp_path), spec, [0, 1, pair, 0, 0], "green", pair, "train", 0, (7, 8))
+        )
         assert [r[2] for r in rows] == [7, 8]
         fwd, rev = (written[str(tmp_path / "videos" / r[1])] for r in rows)
         assert fwd.shape == (spec.num_frames, spec.size, spec.size, 3)
@@ -172,12 +174,6 @@ def test_generation_is_deterministic(tmp_path, tiny_dataset):
 def test_clip_checkpoint_has_the_openai_layout(tmp_path):
     """Stage 1 writes exactly the OpenAI CLIP key set, and stage 2 initialises X-CLIP from it
     leaving only the new X-CLIP modules untouched."""
-    import xclip
-    from xclip.checkpoint import read_safetensors
-    from xclip.convert.clip import init_from_clip
-    from xclip_app.demo import arch
-    from xclip_app.demo.pretrain import PretrainSpec, openai_clip_keys, pretrain_clip
-
     f = tmp_path / "clip.safetensors"
     with arch.registered() as name:
         spec = PretrainSpec(images=64, steps=2, batch_size=16)
@@ -196,8 +192,6 @@ def test_clip_checkpoint_has_the_openai_layout(tmp_path):
 @pytest.mark.slow
 def test_demo_quick_end_to_end(tmp_path, capsys):
     """The CI configuration of `xclip-video demo`: every stage runs and learning happened."""
-    from xclip_app import cli
-
     out = tmp_path / "demo"
     assert cli.main(["demo", "--quick", "--out", str(out)]) == 0
     res = json.loads((out / "report" / "results.json").read_text())
@@ -222,8 +216,6 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
 
 
 def test_targets_are_computed_from_the_numbers():
-    from xclip_app.demo.report import targets
-
     def run(top1, pairs):
         return {"top1": top1, "pair_accuracy": pairs}
 

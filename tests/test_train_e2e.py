@@ -22,6 +22,7 @@ import xclip  # noqa: E402
 from xclip_app.cli import main as cli_main  # noqa: E402
 from xclip_app.train import checkpointing as C  # noqa: E402
 from xclip_app.train.config import load_config  # noqa: E402
+from xclip_app.train.toydata import make_toy_dataset  # noqa: E402
 from xclip_app.train.trainer import NonFiniteLossError, Trainer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,8 +32,6 @@ PY = sys.executable
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
-    from xclip_app.train.toydata import make_toy_dataset
-
     out = tmp_path_factory.mktemp("toy")
     files = make_toy_dataset(out, num_classes=4, train_per_class=6, val_per_class=3)
     # an odd-sized eval list (13 videos) so 2 ranks get unequal shares

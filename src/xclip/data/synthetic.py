@@ -1,12 +1,16 @@
-"""Synthetic test videos whose frames encode their own index.
+"""Synthetic videos: the one encoder every generated clip goes through, and test clips whose
+frames encode their own index.
 
-Every frame carries a bar code in its top band: a grid of black/white cells holding two fixed
-marker cells, the frame index (16 bits) and two parity bits. Below the band is a panning texture,
-a moving square and mild noise, so that the encoder produces realistic P/B frames and bitrates.
-After decoding, :func:`read_frame_index` reads the index back, which lets tests and benchmarks
-verify that "frame i" really is frame ``i`` of the stream.
+:func:`write_video` encodes RGB frames to a file with fixed, machine-independent codec settings;
+the bar-coded test clips, the data benchmark, the toy training set
+(``xclip_app.train.toydata``) and the demo's procedural world (``xclip_app.demo``) all write
+their clips with it. Each keeps its own frame content.
 
-Used by the decoder tests, the data benchmark and the demo::
+The bar-coded frames carry a bar code in their top band: a grid of black/white cells holding two
+fixed marker cells, the frame index (14 bits) and two parity bits. Below the band is a panning
+texture, a moving square and mild noise, so that the encoder produces realistic P/B frames and
+bitrates. After decoding, :func:`read_frame_index` reads the index back, which lets tests and
+benchmarks verify that "frame i" really is frame ``i`` of the stream::
 
     from xclip.data.synthetic import make_indexed_clip, read_frame_index
 
@@ -155,6 +159,7 @@ def write_video(
     pix_fmt: str | None = None,
     rotation: int = 0,
     timestamps: Sequence[float] | None = None,
+    faststart: bool = False,
 ) -> str:
     """Encode RGB uint8 frames (``[T, H, W, 3]`` array or an iterable of ``[H, W, 3]``) to ``path``.
 
@@ -167,9 +172,11 @@ def write_video(
       write); the frames are stored as given, players show them rotated by ``rotation``.
     * ``timestamps``: presentation time of each frame in seconds (variable frame rate); by
       default frame ``i`` is at ``i / fps``.
+    * ``faststart``: mp4 header (moov atom) before the frames, as streaming sites write it; a copy
+      cut short then still has a header that lists every frame.
     Odd frame sizes are supported (x264 then uses yuv444p, since 4:2:0 needs even sizes).
     """
-    import av
+    import av  # lazy: optional dependency
 
     path = os.fspath(path)
     encoder = CODECS.get(codec, codec)
@@ -210,7 +217,7 @@ def write_video(
     elif encoder == "libsvtav1":
         options = {"crf": str(min(63, crf + 15)), "preset": "10"}
 
-    container = av.open(path, "w")
+    container = av.open(path, "w", options={"movflags": "faststart"} if faststart else {})
     try:
         stream = container.add_stream(encoder, rate=rate, options=options)
         stream.width = width
@@ -275,7 +282,8 @@ def make_indexed_clip(
     With ``rotation`` (counter-clockwise degrees, multiple of 90) the frames are stored rotated by
     ``-rotation`` and the file carries a display matrix of ``rotation``, so a decoder that applies
     the rotation (as players do) returns upright ``size`` frames whose bar codes read correctly.
-    Extra keyword arguments go to :func:`write_video` (``bframes``, ``preset``, ``pix_fmt``).
+    Extra keyword arguments go to :func:`write_video` (``bframes``, ``preset``, ``pix_fmt``,
+    ``faststart``).
     """
     if rotation % 90:
         raise ValueError("rotation must be a multiple of 90 degrees")

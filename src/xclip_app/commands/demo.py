@@ -37,8 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xclip_app.demo.pipeline import run_demo
-    from xclip_app.demo.report import summary_lines
+    from xclip_app.demo.pipeline import run_demo  # lazy: CLI start-up
+    from xclip_app.demo.report import summary_lines  # lazy: CLI start-up
 
     res = run_demo(
         args.out,

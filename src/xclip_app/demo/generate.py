@@ -22,17 +22,22 @@ generated forward clip both it and its exact reversal are written, to the same s
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
+from xclip.data import synthetic
+from xclip.data.annotations import write_labels_csv, write_video_list
+
 from .world import COLOURS, PAIRS, class_name, render_clip, sample_clip_params
 
-__all__ = ["DataSpec", "class_table", "generate_dataset", "slug"]
+__all__ = ["ClipJob", "DataSpec", "class_table", "generate_dataset", "slug", "write_clip_pair"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class DataSpec:
 
 
 def slug(name: str) -> str:
+    """A class name as a folder name: ``"a red object moving up"`` -> ``"red_object_moving_up"``."""
     return name.removeprefix("a ").replace(" ", "_")
 
 
@@ -67,11 +73,24 @@ def class_table() -> list[dict]:
     return rows
 
 
-def _job(args) -> list[tuple[str, str, int]]:
-    """Render one forward clip and write it and its reversal; returns (split, rel path, class row)."""
-    out, spec, cell_seed, colour, pair, split, i, rows_idx = args
-    from xclip.data.synthetic import write_video
+class ClipJob(NamedTuple):
+    """One forward clip of the dataset and its reversal (a plain tuple, to cross a process pool)."""
 
+    out: str  # the dataset folder
+    spec: DataSpec
+    seed: Sequence[int]  # the clip's own seed: [spec.seed, colour, pair, split, index] (indices)
+    colour: str
+    pair: int  # index into PAIRS
+    split: str  # "train", "val", "pool" or "test"
+    index: int  # the clip's number within its class and split
+    labels: Sequence[int]  # the label ids of the forward and of the reversed class
+
+
+def write_clip_pair(job: ClipJob) -> list[tuple[str, str, int]]:
+    """Render one forward clip and write it and its exact reversal (``frames[::-1]``) with
+    :func:`xclip.data.synthetic.write_video`; returns ``(split, relative path, label id)`` of
+    both."""
+    out, spec, cell_seed, colour, pair, split, i, rows_idx = job
     rng = np.random.default_rng(cell_seed)
     p = sample_clip_params(rng, pair, colour, spec.distractor_p)
     frames = render_clip(p, rng, spec.num_frames, spec.size)
@@ -81,8 +100,9 @@ def _job(args) -> list[tuple[str, str, int]]:
         rel = f"{slug(name)}/{slug(name)}_{split}_{i:03d}.mp4"
         path = Path(out) / "videos" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_video(path, np.ascontiguousarray(clip), fps=spec.fps, codec="mpeg4", gop=spec.num_frames,
-                    preset="veryfast")  # fmt: skip
+        # MPEG-4 Part 2: its encoder output is byte-reproducible from the seed (x264's is not)
+        synthetic.write_video(path, np.ascontiguousarray(clip), fps=spec.fps, codec="mpeg4",
+                              gop=spec.num_frames)  # fmt: skip
         written.append((split, rel, rows_idx[direction]))
     return written
 
@@ -95,8 +115,6 @@ def generate_dataset(
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Write the dataset under ``out`` (see the module docstring); returns ``dataset.json``'s dict."""
-    from xclip.data.annotations import write_labels_csv, write_video_list
-
     out = Path(out)
     t0 = time.perf_counter()
     table = class_table()
@@ -119,19 +137,17 @@ def generate_dataset(
                 for i in range(n):
                     # one seed per clip: the clip does not depend on the other sizes or on order
                     seed = [spec.seed, ci, pi, ["train", "val", "pool", "test"].index(split), i]
-                    jobs.append((str(out), spec, seed, colour, pi, split, i, ids))
+                    jobs.append(ClipJob(str(out), spec, seed, colour, pi, split, i, ids))
     results: list[tuple[str, str, int]] = []
     if workers > 1:
-        import multiprocessing as mp
-
         with mp.get_context("fork").Pool(workers) as pool:
-            for k, r in enumerate(pool.imap(_job, jobs, chunksize=8), 1):
+            for k, r in enumerate(pool.imap(write_clip_pair, jobs, chunksize=8), 1):
                 results.extend(r)
                 if progress:
                     progress(k, len(jobs))
     else:
         for k, job in enumerate(jobs, 1):
-            results.extend(_job(job))
+            results.extend(write_clip_pair(job))
             if progress:
                 progress(k, len(jobs))
     lists: dict[str, list[tuple[str, int]]] = {s: [] for s in ("train", "val", "pool", "test")}

@@ -12,34 +12,44 @@ Stages (each one what a user runs on real data; see ``docs/demo.md``):
    without video-specific prompts; ``fewshot``: ``xclip-video fewshot`` with K = 2, 4.
 
 A stage is skipped when ``OUT/stages/<stage>.json`` holds the same key: a hash of everything the
-stage depends on (its settings, the recipe files, the upstream stages' keys, the code version).
-``--fresh`` deletes the cached results first.
+stage depends on (see :mod:`~xclip_app.demo.stage_cache`). ``--fresh`` deletes the cached results
+first. The report (:mod:`~xclip_app.demo.report`) is written from the numbers collected here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import torch
+
+import xclip
+from xclip.data.annotations import read_labels_csv
+from xclip.data.datasets import VideoDataset, build_dataloader
+from xclip_app import cli
+from xclip_app.train import distributed as D
+from xclip_app.train.classifier import load_classifier
+from xclip_app.train.config import load_config
+from xclip_app.train.evaluate import EvalResult, evaluate
+from xclip_app.train.protocols import run_zeroshot
 
 from . import arch as demo_arch
-from .generate import DataSpec, generate_dataset
-from .pretrain import PretrainSpec
+from .generate import DataSpec, class_table, generate_dataset
+from .metrics import pair_metrics
+from .pretrain import PretrainSpec, pretrain_clip
+from .report import write_report
+from .stage_cache import StageCache
+from .variants import VARIANTS, run_name, variant_of
 
-__all__ = ["PLANS", "Plan", "run_demo", "recipes_dir"]
-
-# Bump when a change of the code changes results, so cached stages are recomputed.
-CODE_VERSION = "3"
+__all__ = ["PLANS", "DemoResult", "Plan", "recipes_dir", "run_demo"]
 
 
 @dataclass(frozen=True)
@@ -85,15 +95,6 @@ PLANS: dict[str, Plan] = {
     ),
 }
 
-VARIANTS = {
-    # name: (recipe, label in the report)
-    "clip_mean": ("clip_mean.yaml", "CLIP-Mean (baseline)"),
-    "cct": ("cct.yaml", "+ cross-frame communication"),
-    "mit": ("mit.yaml", "+ multi-frame integration transformer"),
-    "xclip": ("xclip.yaml", "+ video-specific prompts (X-CLIP)"),
-    "linear": ("linear.yaml", "X-CLIP encoder, linear head (w/o text)"),
-}
-
 
 def recipes_dir() -> Path:
     """``configs/demo`` of the source tree (the demo runs from a clone)."""
@@ -105,42 +106,6 @@ def recipes_dir() -> Path:
         "configs/demo/ (the demo's recipes) not found next to the source tree or in the current "
         "directory; run the demo from a clone of the repository"
     )
-
-
-def _hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-class StageCache:
-    """``run(name, key_obj, fn)``: ``fn()``'s JSON result, cached under ``OUT/stages``."""
-
-    def __init__(self, out: Path, log: Callable[[str], None]) -> None:
-        self.dir = out / "stages"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.log = log
-        self.keys: dict[str, str] = {}
-        self.timings: dict[str, dict[str, Any]] = {}
-
-    def run(self, name: str, key_obj: Any, fn: Callable[[], dict]) -> dict:
-        key = _hash([CODE_VERSION, name, key_obj])
-        self.keys[name] = key
-        path = self.dir / f"{name.replace('/', '__')}.json"
-        if path.is_file():
-            with contextlib.suppress(ValueError, KeyError):
-                rec = json.loads(path.read_text(encoding="utf-8"))
-                if rec["key"] == key:
-                    self.log(f"  [cached] {name} ({rec['seconds']:.0f}s when computed)")
-                    self.timings[name] = {"seconds": rec["seconds"], "cached": True}
-                    return rec["result"]
-        t0 = time.perf_counter()
-        result = fn()
-        seconds = round(time.perf_counter() - t0, 2)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"key": key, "seconds": seconds, "result": result}, indent=1,
-                                  default=str), encoding="utf-8")  # fmt: skip
-        tmp.replace(path)
-        self.timings[name] = {"seconds": seconds, "cached": False}
-        return result
 
 
 class _EngineLogFilter(logging.Filter):
@@ -155,7 +120,7 @@ class _EngineLogFilter(logging.Filter):
 
 
 @contextlib.contextmanager
-def _quiet_engine(verbose: bool):
+def _quiet_engine(verbose: bool) -> Iterator[None]:
     loggers = [logging.getLogger(n) for n in ("xclip_app.train", "xclip_app.train.protocols")]
     f = _EngineLogFilter()
     if not verbose:
@@ -168,68 +133,11 @@ def _quiet_engine(verbose: bool):
             lg.removeFilter(f)
 
 
-# --- metrics ----------------------------------------------------------------------------------
-
-
-def pair_metrics(
-    probs: np.ndarray, labels: np.ndarray, names: list[str], table: list[dict]
-) -> dict:
-    """Time-reversal metrics: for each video, is its class scored above its reversal partner
-    (same colour, same pair, other direction)? Chance is 50%. Also per pair type."""
-    info = {r["name"]: r for r in table}
-    idx = {n: i for i, n in enumerate(names)}
-    partner = []
-    for n in names:
-        r = info[n]
-        other = [
-            m for m in names
-            if info[m]["colour"] == r["colour"] and info[m]["pair"] == r["pair"] and m != n
-        ]  # fmt: skip
-        partner.append(idx[other[0]] if other else -1)
-    out: dict[str, Any] = {"per_pair": {}}
-    wins = []
-    pair_of = []
-    for p, y in zip(probs, labels, strict=True):
-        q = partner[int(y)]
-        if q < 0:
-            continue
-        wins.append(float(p[int(y)] > p[q]))
-        pair_of.append(info[names[int(y)]]["pair"])
-    wins_a, pair_a = np.asarray(wins), np.asarray(pair_of)
-    out["pair_accuracy"] = float(wins_a.mean() * 100) if len(wins_a) else float("nan")
-    from .world import PAIRS
-
-    for pi, pair in enumerate(PAIRS):
-        sel = pair_a == pi
-        if sel.any():
-            out["per_pair"][" / ".join(pair)] = float(wins_a[sel].mean() * 100)
-    # accuracy of the colour and of the motion pair alone (is the error the direction?)
-    preds = probs.argmax(1)
-    out["colour_accuracy"] = float(
-        np.mean(
-            [
-                info[names[a]]["colour"] == info[names[b]]["colour"]
-                for a, b in zip(preds, labels, strict=True)
-            ]
-        )
-        * 100
-    )
-    out["motion_type_accuracy"] = float(
-        np.mean(
-            [
-                info[names[a]]["pair"] == info[names[b]]["pair"]
-                for a, b in zip(preds, labels, strict=True)
-            ]
-        )
-        * 100
-    )
-    return out
-
-
 def _eval_checkpoint(checkpoint: str, val_file: Path, labels: Path, root: Path, workers: int,
-                     views: tuple[int, int] = (1, 1)):  # fmt: skip
+                     views: tuple[int, int] = (1, 1)) -> tuple[EvalResult, list[str]]:  # fmt: skip
     """The engine's ``evaluate`` over a list with a trained checkpoint (single view by default:
     the segment centres, the centre crop), as ``xclip-video eval`` does."""
+<<<<<<< HEAD
     import torch
 
     import xclip
@@ -238,6 +146,8 @@ def _eval_checkpoint(checkpoint: str, val_file: Path, labels: Path, root: Path, 
     from xclip_app.train.classifier import load_classifier
     from xclip_app.train.evaluate import evaluate
 
+=======
+>>>>>>> layout-demo
     clf = load_classifier(checkpoint)
     names = read_labels_csv(labels)
     ds = VideoDataset(str(val_file), str(root), str(labels), preprocess=clf.model.preprocess,
@@ -257,6 +167,8 @@ def _eval_checkpoint(checkpoint: str, val_file: Path, labels: Path, root: Path, 
 
 @dataclass
 class DemoResult:
+    """What :func:`run_demo` returns: the output folder, every number of the report, the time."""
+
     out: Path
     results: dict = field(default_factory=dict)
     seconds: float = 0.0
@@ -276,14 +188,14 @@ def run_demo(
         return _run_demo(out, plan, fresh=fresh, verbose=verbose, log=log)
 
 
-def _run_demo(out, plan, *, fresh, verbose, log) -> DemoResult:
-    import torch
-
-    from xclip_app import cli
-
-    from .generate import class_table
-    from .pretrain import pretrain_clip
-
+def _run_demo(
+    out: str | Path,
+    plan: Plan | str,
+    *,
+    fresh: bool,
+    verbose: bool,
+    log: Callable[[str], None],
+) -> DemoResult:
     plan = PLANS[plan] if isinstance(plan, str) else plan
     out = Path(out)
     t_start = time.perf_counter()
@@ -358,14 +270,14 @@ def _run_demo(out, plan, *, fresh, verbose, log) -> DemoResult:
     runs: dict[str, dict] = {}
     # (run name, variant, seed, is_main)
     jobs = [("main", "xclip", plan.seeds[0], True)]
-    jobs += [(f"{v}_s{seed}", v, seed, False) for seed in plan.seeds for v in plan.ablations]
+    jobs += [(run_name(v, seed), v, seed, False) for seed in plan.seeds for v in plan.ablations]
     if plan.linear:
-        jobs.append((f"linear_s{plan.seeds[0]}", "linear", plan.seeds[0], False))
+        jobs.append((run_name("linear", plan.seeds[0]), "linear", plan.seeds[0], False))
     train_names = meta["train_classes"]
-    for k, (run_name, variant, seed, is_main) in enumerate(jobs, 1):
+    for k, (run, variant, seed, is_main) in enumerate(jobs, 1):
         recipe, label = VARIANTS[variant]
-        name = f"train/{run_name}"
-        run_dir = out / "runs" / run_name
+        name = f"train/{run}"
+        run_dir = out / "runs" / run
         overrides = [*common, f"train.seed={seed}"]
         if is_main:
             c, v3 = plan.final_views
@@ -424,7 +336,7 @@ def _run_demo(out, plan, *, fresh, verbose, log) -> DemoResult:
             extra = f", {fe['views']} views {fe['top1']:.1f}%"
         log(f"      top-1 {r['top1']:.1f}% (1 view{extra}), time-reversal pairs {r['pair_accuracy']:.1f}%"
             f"  [{r['train_seconds']:.0f}s]")  # fmt: skip
-        runs[run_name] = r
+        runs[run] = r
     results["runs"] = runs
     results["train_classes"] = train_names
 
@@ -432,44 +344,36 @@ def _run_demo(out, plan, *, fresh, verbose, log) -> DemoResult:
     header("stage 3: zero-shot (xclip-video zeroshot protocol) and few-shot (xclip-video fewshot)")
     held = data_dir / "heldout"
     zs: dict[str, dict] = {}
-    zs_jobs = ["main"] + [f"{v}_s{seed}" for v in ("xclip", "mit") if v in plan.ablations
+    zs_jobs = ["main"] + [run_name(v, seed) for v in ("xclip", "mit") if v in plan.ablations
                           for seed in plan.seeds]  # fmt: skip
-    for run_name in zs_jobs:
-        src = runs[run_name]
-        name = f"zeroshot/{run_name}"
-        variant = "xclip" if run_name == "main" else run_name.rsplit("_s", 1)[0]
+    for run in zs_jobs:
+        src = runs[run]
+        name = f"zeroshot/{run}"
+        variant = "xclip" if run == "main" else variant_of(run)
         seed = src["seed"]
 
-        def zeroshot(src=src, run_name=run_name) -> dict:
-            from xclip_app.train import distributed as D
-            from xclip_app.train.config import load_config
-            from xclip_app.train.protocols import run_zeroshot
-
+        def zeroshot(src: dict = src, run: str = run) -> dict:
             cfg = load_config(recipes / "zeroshot.yaml", [
                 f"data.root={data_dir / 'videos'}",
                 f"protocol.eval_sets.0.val_file={held / 'test.txt'}",
                 f"protocol.eval_sets.0.label_list={held / 'labels.csv'}",
                 "output.progress=false", "data.workers=1",
-                f"output.dir={out / 'runs' / 'zeroshot' / run_name}",
+                f"output.dir={out / 'runs' / 'zeroshot' / run}",
             ])  # fmt: skip
             with _quiet_engine(verbose):
                 rows, res = run_zeroshot(cfg, src["checkpoint"], D.init("cpu"),
                                          out_dir=Path(cfg.output.dir))  # fmt: skip
             r0 = res[0]
-            from xclip.data.annotations import read_labels_csv
-
             names = read_labels_csv(held / "labels.csv")
             return {"top1": r0.top1, "top5": r0.top5, "num_samples": r0.num_samples,
                     "num_classes": len(names), "confusion": r0.confusion.tolist(),
                     **pair_metrics(r0.probs, r0.labels, names, table)}  # fmt: skip
 
-        z = cache.run(
-            name, [cache.keys[f"train/{run_name}"], recipe_text["zeroshot.yaml"]], zeroshot
-        )
-        what = "main run" if run_name == "main" else f"ablation seed {seed}"
+        z = cache.run(name, [cache.keys[f"train/{run}"], recipe_text["zeroshot.yaml"]], zeroshot)
+        what = "main run" if run == "main" else f"ablation seed {seed}"
         log(f"  zero-shot, {VARIANTS[variant][1]} [{what}]: top-1 {z['top1']:.1f}% "
             f"(chance {100 / z['num_classes']:.0f}%), reversal pairs {z['pair_accuracy']:.1f}%")  # fmt: skip
-        zs[run_name] = z
+        zs[run] = z
     results["zeroshot"] = zs
 
     few_dir = out / "runs" / "fewshot"
@@ -511,9 +415,7 @@ def _run_demo(out, plan, *, fresh, verbose, log) -> DemoResult:
     # report ----------------------------------------------------------------------------------
     results["timings"] = cache.timings
     results["seconds"] = round(time.perf_counter() - t_start, 1)
-    from .report import write_report
-
-    report = write_report(out / "report", results, table)
+    report = write_report(out / "report", results)
     log(f"\nreport: {report}  (total {results['seconds']:.0f}s)")
     return DemoResult(out=out, results=results, seconds=results["seconds"])
 

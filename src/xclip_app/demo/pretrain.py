@@ -14,9 +14,8 @@ contrastive targets count every caption whose named attributes all match an imag
 
 from __future__ import annotations
 
-import json
 import math
-import re
+import multiprocessing as mp
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -27,14 +26,17 @@ import torch
 import torch.nn.functional as F
 
 import xclip
+from xclip.checkpoint import save_safetensors
 
-from .world import COLOURS, MOTIONS, POSITIONS, SHAPES, render_image
+from .world import COLOURS, MOTIONS, POSITIONS, SHAPES, caption_attributes, render_image
 
 __all__ = ["PretrainSpec", "openai_clip_keys", "pretrain_clip", "zero_shot_image_accuracy"]
 
 
 @dataclass(frozen=True)
 class PretrainSpec:
+    """Stage 1's data, steps and optimiser settings."""
+
     seed: int = 0
     images: int = 12000  # rendered once, re-augmented every epoch (random crops)
     steps: int = 600
@@ -68,28 +70,14 @@ def openai_clip_keys(vision_layers: int, text_layers: int) -> set[str]:
 
 
 _POS_NAMES = [p[0] for p in POSITIONS]
-_CAPTION = re.compile(
-    rf"a (?:(?P<colour>{'|'.join(COLOURS)}) )?(?P<shape>{'|'.join(SHAPES)}|object)"
-    rf"(?: at the (?P<pos>{'|'.join(_POS_NAMES)}))?(?: (?P<motion>{'|'.join(MOTIONS)}))?$"
-)
 
 
-def _attrs(caption: str) -> dict[str, str]:
-    m = _CAPTION.match(caption)
-    if m is None:
-        raise ValueError(f"unexpected caption {caption!r}")
-    d = {k: v for k, v in m.groupdict().items() if v}
-    if d.get("shape") == "object":
-        del d["shape"]
-    return d
-
-
-def _render_pool(n: int, seed: int, size: int, workers: int = 2, motion_p: float = 0.3):
+def _render_pool(
+    n: int, seed: int, size: int, workers: int = 2, motion_p: float = 0.3
+) -> tuple[np.ndarray, list[str], list[dict[str, str]]]:
     """``n`` images (uint8 [n, size, size, 3]) with their captions and full attributes."""
     jobs = [([seed, i], size, motion_p) for i in range(n)]
     if workers > 1:
-        import multiprocessing as mp
-
         with mp.get_context("fork").Pool(workers) as pool:
             items = pool.map(_render_one, jobs, chunksize=256)
     else:
@@ -100,7 +88,7 @@ def _render_pool(n: int, seed: int, size: int, workers: int = 2, motion_p: float
     return imgs, caps, full
 
 
-def _render_one(args):
+def _render_one(args: tuple[list[int], int, float]) -> tuple[np.ndarray, str, dict[str, str]]:
     s, size, motion_p = args
     return render_image(np.random.default_rng(s), size, motion_p)
 
@@ -140,6 +128,8 @@ def _match(caption_codes: torch.Tensor, image_codes: torch.Tensor) -> torch.Tens
 
 
 def encode_images(model: xclip.XCLIP, x: torch.Tensor) -> torch.Tensor:
+    """CLIP's image embedding ``[B, C]`` of images ``x [B, 3, H, W]``: the X-CLIP vision tower
+    on one frame (with the video modules off, its blocks are plain CLIP ViT blocks)."""
     return model.visual(x, 1)[0]
 
 
@@ -180,8 +170,6 @@ def pretrain_clip(
 ) -> dict:
     """Train the tiny CLIP and write it to ``out_file`` (safetensors, OpenAI CLIP key layout).
     Returns a summary dict (loss curve, zero-shot image accuracies, timings)."""
-    from xclip.checkpoint import save_safetensors
-
     t_start = time.perf_counter()
     torch.manual_seed(spec.seed)
     old_threads = torch.get_num_threads()
@@ -194,7 +182,7 @@ def pretrain_clip(
         imgs, caps, full = _render_pool(spec.images, spec.seed, spec.image_size,
                                          motion_p=spec.motion_p)  # fmt: skip
         log(f"  rendered {len(imgs)} captioned images in {time.perf_counter() - t0:.1f}s")
-        cap_code = {c: _code(_attrs(c)) for c in set(caps)}
+        cap_code = {c: _code(caption_attributes(c)) for c in set(caps)}
         img_codes = torch.tensor([_code(f) for f in full])
         decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
         no_decay = [
@@ -209,6 +197,8 @@ def pretrain_clip(
         model.train()
         t_train = time.perf_counter()
         for step in range(spec.steps):
+            # our own schedule: LambdaLR's base_lr * (warmup * cosine) rounds differently (5 of 600
+            # steps), which would change the stage-1 checkpoint and every cached number after it
             lr = spec.lr * min(1.0, (step + 1) / spec.warmup_steps)
             lr *= 0.5 * (1 + math.cos(math.pi * step / spec.steps))
             for g in opt.param_groups:
@@ -221,6 +211,8 @@ def pretrain_clip(
             v = F.normalize(encode_images(model, x), dim=-1)
             t = F.normalize(model.encode_text(xclip.tokenize(uniq)), dim=-1)
             logits = model.logit_scale.exp() * v @ t.T  # [B, U]
+            # our own loss: several captions can fit one image (see the module docstring), which
+            # the one-positive-per-row CLIP losses of open_clip and others do not express
             loss_i = -(F.log_softmax(logits, 1) * (pos / pos.sum(1, keepdim=True))).sum(1).mean()
             loss_t = (
                 -(F.log_softmax(logits.T, 1) * (pos.T / pos.T.sum(1, keepdim=True))).sum(1).mean()
@@ -260,7 +252,3 @@ def pretrain_clip(
         }
     finally:
         torch.set_num_threads(old_threads)
-
-
-def write_summary(summary: dict, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

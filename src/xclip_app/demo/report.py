@@ -1,8 +1,6 @@
 """The demo's report folder: ``report.md`` (tables, the paper's numbers beside ours),
-``results.json`` (every number), PNG plots (training curves, confusion matrices).
-
-Plots use matplotlib when it is installed and a small Pillow renderer otherwise (Pillow comes
-with torchvision), so a fresh ``make demo`` always writes them.
+``results.json`` (every number), PNG plots (training curves, confusion matrices; see
+:mod:`~xclip_app.demo.plots`), and the targets of the demo, computed from the numbers.
 """
 
 from __future__ import annotations
@@ -12,6 +10,9 @@ import json
 from pathlib import Path
 
 import numpy as np
+
+from .plots import plot_confusion, plot_lines, smooth
+from .variants import VARIANTS, run_name, variant_of
 
 # Paper numbers (ECCV 2022), see /SPEC.md: ablation B/16 8f on Kinetics-400, single view.
 PAPER_ABLATION = {
@@ -25,9 +26,6 @@ PAPER_FEWSHOT_HMDB = {2: 53.0, 4: 57.3, 8: 62.8, 16: 64.0}
 PAPER_FEWSHOT_UCF = {2: 76.4, 4: 83.4, 8: 88.3, 16: 91.4}
 PAPER_ZEROSHOT = {"HMDB-51": "44.6 ± 5.2", "UCF-101": "72.0 ± 2.3", "K600": "65.2 ± 0.4"}
 
-_PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-            (140, 86, 75), (227, 119, 194), (127, 127, 127)]  # fmt: skip
-
 
 def _ms(values: list[float]) -> tuple[float, float]:
     a = np.asarray(values, float)
@@ -36,138 +34,6 @@ def _ms(values: list[float]) -> tuple[float, float]:
 
 def _fmt(m: float, s: float, n: int) -> str:
     return f"{m:.1f} ± {s:.1f}" if n > 1 else f"{m:.1f}"
-
-
-# --- plots ------------------------------------------------------------------------------------
-
-
-def _smooth(y: np.ndarray, k: int) -> np.ndarray:
-    if len(y) < k or k <= 1:
-        return y
-    kern = np.ones(k) / k
-    pad = np.concatenate([np.full(k // 2, y[0]), y, np.full(k - 1 - k // 2, y[-1])])
-    return np.convolve(pad, kern, mode="valid")
-
-
-def plot_lines(path: Path, series: dict[str, tuple[list[float], list[float]]], title: str,
-               xlabel: str, ylabel: str) -> Path:  # fmt: skip
-    """Line chart of named (x, y) series as a PNG."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(7, 4.2))
-        for name, (x, y) in series.items():
-            ax.plot(x, y, label=name)
-        ax.set_title(title)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        return path
-    except ImportError:
-        pass
-    from PIL import Image, ImageDraw
-
-    w, h, left, right, top, bottom = 760, 440, 60, 20, 34, 46
-    img = Image.new("RGB", (w, h), "white")
-    d = ImageDraw.Draw(img)
-    xs = [v for x, _ in series.values() for v in x]
-    ys = [v for _, y in series.values() for v in y if np.isfinite(v)]
-    if not xs or not ys:
-        img.save(path)
-        return path
-    x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
-    y0, y1 = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1
-    pad = 0.05 * (y1 - y0)
-    y0, y1 = y0 - pad, y1 + pad
-
-    def px(x: float, y: float) -> tuple[float, float]:
-        return (left + (x - x0) / (x1 - x0) * (w - left - right),
-                h - bottom - (y - y0) / (y1 - y0) * (h - top - bottom))  # fmt: skip
-
-    d.rectangle([left, top, w - right, h - bottom], outline=(0, 0, 0))
-    for i in range(6):
-        yv = y0 + (y1 - y0) * i / 5
-        _, yp = px(x0, yv)
-        d.line([left, yp, w - right, yp], fill=(225, 225, 225))
-        d.text((4, yp - 6), f"{yv:.3g}", fill=(0, 0, 0))
-        xv = x0 + (x1 - x0) * i / 5
-        xp, _ = px(xv, y0)
-        d.text((xp - 10, h - bottom + 6), f"{xv:.3g}", fill=(0, 0, 0))
-    for k, (name, (x, y)) in enumerate(series.items()):
-        col = _PALETTE[k % len(_PALETTE)]
-        pts = [px(a, b) for a, b in zip(x, y, strict=True) if np.isfinite(b)]
-        if len(pts) > 1:
-            d.line(pts, fill=col, width=2)
-        d.rectangle([left + 10, top + 8 + 14 * k, left + 22, top + 16 + 14 * k], fill=col)
-        d.text((left + 28, top + 6 + 14 * k), name, fill=(0, 0, 0))
-    d.text((left, 4), title, fill=(0, 0, 0))
-    d.text((w // 2 - 20, h - 18), xlabel, fill=(0, 0, 0))
-    d.text((4, top - 14), ylabel, fill=(0, 0, 0))
-    img.save(path)
-    return path
-
-
-def plot_confusion(path: Path, conf: np.ndarray, names: list[str], title: str) -> Path:
-    """Row-normalised confusion matrix with class names as a PNG."""
-    conf = np.asarray(conf, float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        norm = np.nan_to_num(conf / conf.sum(1, keepdims=True))
-    short = [n.removeprefix("a ").replace(" object", "") for n in names]
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        k = len(names)
-        fig, ax = plt.subplots(figsize=(max(5, k * 0.22 + 3), max(5, k * 0.22 + 2)))
-        im = ax.imshow(norm, cmap="viridis", vmin=0, vmax=1)
-        ax.set_xticks(range(k), short, rotation=90, fontsize=6)
-        ax.set_yticks(range(k), short, fontsize=6)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        ax.set_title(title, fontsize=9)
-        fig.colorbar(im, fraction=0.046)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        return path
-    except ImportError:
-        pass
-    from PIL import Image, ImageDraw
-
-    k = len(names)
-    cell = 12
-    lab = 6 * max(len(s) for s in short) + 8
-    w = h = lab + k * cell + 10
-    img = Image.new("RGB", (w, h + 20), "white")
-    d = ImageDraw.Draw(img)
-    d.text((4, 4), title, fill=(0, 0, 0))
-    stops = np.array(
-        [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], float
-    )
-    for i in range(k):
-        d.text((4, 20 + lab + i * cell), short[i], fill=(0, 0, 0))
-        for j in range(k):
-            v = norm[i, j] * (len(stops) - 1)
-            lo = min(int(v), len(stops) - 2)
-            c = stops[lo] * (1 - (v - lo)) + stops[lo + 1] * (v - lo)
-            x, y = lab + j * cell, 20 + lab + i * cell
-            d.rectangle([x, y, x + cell - 1, y + cell - 1], fill=tuple(int(t) for t in c))
-    # column labels, written vertically
-    for j in range(k):
-        txt = Image.new("RGB", (lab, 10), "white")
-        ImageDraw.Draw(txt).text((0, 0), short[j][: lab // 6], fill=(0, 0, 0))
-        img.paste(txt.rotate(90, expand=True), (lab + j * cell + 1, 20))
-    img.save(path)
-    return path
 
 
 # --- the report -------------------------------------------------------------------------------
@@ -183,7 +49,7 @@ def _short_path(arg: str) -> str:
 
 
 def _runs_of(results: dict, variant: str) -> list[dict]:
-    return [r for k, r in results["runs"].items() if k.rsplit("_s", 1)[0] == variant]
+    return [r for k, r in results["runs"].items() if variant_of(k) == variant]
 
 
 def targets(results: dict) -> list[dict]:
@@ -217,8 +83,8 @@ def targets(results: dict) -> list[dict]:
         chance = 100 / z["num_classes"]
         row(f"zero-shot top-1 ≥ 3x chance ({3 * chance:.0f} %)", f"{z['top1']:.1f}",
             z["top1"] >= 3 * chance)  # fmt: skip
-    zx = [v["top1"] for k, v in zs.items() if k.startswith("xclip_s")]
-    zm = [v["top1"] for k, v in zs.items() if k.startswith("mit_s")]
+    zx = [v["top1"] for k, v in zs.items() if variant_of(k) == "xclip"]
+    zm = [v["top1"] for k, v in zs.items() if variant_of(k) == "mit"]
     if zx and zm:
         (a, sa), (b, sb) = _ms(zx), _ms(zm)
         row("zero-shot with prompts above without (ablation budget)",
@@ -239,11 +105,12 @@ def targets(results: dict) -> list[dict]:
     return rows
 
 
-def write_report(out: str | Path, results: dict, table: list[dict]) -> Path:
+def write_report(out: str | Path, results: dict) -> Path:
+    """Write ``report.md``, ``results.json`` and the PNG plots under ``out`` from the numbers the
+    pipeline collected (``results`` gains ``targets``, ``ablation`` and ``zeroshot_summary``);
+    returns the path of ``report.md``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    from .pipeline import VARIANTS
-
     plan = results["plan"]
     seeds = plan["seeds"]
     main = results["runs"]["main"]
@@ -296,7 +163,7 @@ def write_report(out: str | Path, results: dict, table: list[dict]) -> Path:
     )
     curve = c["curve"]
     plot_lines(out / "clip_pretraining.png",
-               {"loss": ([r["step"] for r in curve], list(_smooth(np.array([r["loss"] for r in curve]), 9)))},
+               {"loss": ([r["step"] for r in curve], list(smooth(np.array([r["loss"] for r in curve]), 9)))},
                "stage 1: CLIP contrastive loss", "step", "loss")  # fmt: skip
     add("![stage 1 loss](clip_pretraining.png)\n")
 
@@ -321,14 +188,14 @@ def write_report(out: str | Path, results: dict, table: list[dict]) -> Path:
     series_loss, series_acc = {}, {}
     if main["curve"]:
         series_loss["X-CLIP main run"] = ([p["step"] for p in main["curve"]],
-                                          list(_smooth(np.array([p["loss"] for p in main["curve"]]), 25)))  # fmt: skip
+                                          list(smooth(np.array([p["loss"] for p in main["curve"]]), 25)))  # fmt: skip
     for v in plan["ablations"]:
-        r = results["runs"].get(f"{v}_s{seeds[0]}")
+        r = results["runs"].get(run_name(v, seeds[0]))
         if r and r["curve"]:
             x = [p["step"] for p in r["curve"]]
             series_loss[VARIANTS[v][1]] = (
                 x,
-                list(_smooth(np.array([p["loss"] for p in r["curve"]]), 15)),
+                list(smooth(np.array([p["loss"] for p in r["curve"]]), 15)),
             )
     plot_lines(out / "training_loss.png", series_loss, f"video training loss (seed {seeds[0]}; ablations stop earlier)",
                "step", "loss (soft-target CE)")  # fmt: skip
@@ -380,8 +247,8 @@ def write_report(out: str | Path, results: dict, table: list[dict]) -> Path:
     results["ablation"] = ablation_json
 
     # linear head
-    lin = results["runs"].get(f"linear_s{seeds[0]}")
-    mit = results["runs"].get(f"mit_s{seeds[0]}")
+    lin = results["runs"].get(run_name("linear", seeds[0]))
+    mit = results["runs"].get(run_name("mit", seeds[0]))
     if lin and mit:
         add("## Text vs no text (paper Table 8 in miniature)\n")
         add("| classifier on the +MIT video encoder | top-1 % | time-reversal pairs % |")
@@ -414,7 +281,7 @@ def write_report(out: str | Path, results: dict, table: list[dict]) -> Path:
         add("|---|---|---|---|")
         zjson = {}
         for v in ("main", "mit", "xclip"):
-            rs = [z for k, z in zs.items() if k.rsplit("_s", 1)[0] == v]
+            rs = [z for k, z in zs.items() if variant_of(k) == v]
             if not rs:
                 continue
             m1, s1 = _ms([z["top1"] for z in rs])

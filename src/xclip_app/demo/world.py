@@ -16,6 +16,7 @@ Everything is a pure function of a :class:`numpy.random.Generator`, so a seed fi
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +28,7 @@ __all__ = [
     "POSITIONS",
     "SHAPES",
     "ClipParams",
+    "caption_attributes",
     "caption_for",
     "class_name",
     "render_clip",
@@ -158,6 +160,26 @@ def caption_for(
     return f"a {shape} at the {position}"
 
 
+_CAPTION = re.compile(
+    rf"a (?:(?P<colour>{'|'.join(COLOURS)}) )?(?P<shape>{'|'.join(SHAPES)}|object)"
+    rf"(?: at the (?P<pos>{'|'.join(p[0] for p in POSITIONS)}))?"
+    rf"(?: (?P<motion>{'|'.join(MOTIONS)}))?$"
+)
+
+
+def caption_attributes(caption: str) -> dict[str, str]:
+    """The attributes a caption of :func:`caption_for` names (keys ``colour``, ``shape``, ``pos``,
+    ``motion``; ``"object"`` names no shape): ``"a red square at the top"`` ->
+    ``{"colour": "red", "shape": "square", "pos": "top"}``."""
+    m = _CAPTION.match(caption)
+    if m is None:
+        raise ValueError(f"unexpected caption {caption!r}")
+    d = {k: v for k, v in m.groupdict().items() if v}
+    if d.get("shape") == "object":
+        del d["shape"]
+    return d
+
+
 # Stills cannot show time, so a still of a moving object carries a sign, as a comic draws speed
 # lines or a road sign an arrow: a white dot at one of ten places along the border, one per motion.
 _SIGN_SLOTS: dict[str, tuple[float, float]] = {
@@ -167,7 +189,7 @@ _SIGN_SLOTS: dict[str, tuple[float, float]] = {
 }  # fmt: skip
 
 
-def _draw_sign(img: np.ndarray, motion: str, cx: float, cy: float) -> None:
+def _draw_sign(img: np.ndarray, motion: str) -> None:
     """The motion's sign: a white dot at the motion's place on a ring near the border."""
     size = img.shape[0]
     sx, sy = _SIGN_SLOTS[motion]
@@ -180,8 +202,9 @@ def render_image(
     """One still ``uint8 [size, size, 3]`` image, its caption and its full attributes
     (``colour``, ``shape``, ``pos``, ``motion``).
 
-    With probability ``motion_p`` the still is of a moving object: it carries that motion's
-    pictogram (a 3x3 sign in a corner) and its caption usually names the motion. That is how the
+    With probability ``motion_p`` the still is of a moving object: it carries that motion's sign
+    (a white dot at the motion's place on a ring near the border) and its caption usually names
+    the motion. That is how the
     image-text model learns the motion *words* from stills, as CLIP learns "running" from photos.
     The videos carry no signs: how each motion looks over time is learned only from videos.
     """
@@ -197,7 +220,7 @@ def render_image(
     img = _background(rng, size, size)
     _paint(img, shape, _colour(colour, rng), cx, cy, obj, rng.uniform(0, 2 * math.pi))
     if motion is not None:
-        _draw_sign(img, motion, cx, cy)
+        _draw_sign(img, motion)
     img += rng.normal(0, 3, img.shape)
     caption = caption_for(colour, shape, pos, motion, rng)
     attrs = {"colour": colour, "shape": shape, "pos": pos, "motion": motion or "none"}
@@ -228,6 +251,8 @@ class ClipParams:
 def sample_clip_params(
     rng: np.random.Generator, pair: int, colour: str, distractor_p: float = 0.5
 ) -> ClipParams:
+    """A random forward clip of ``PAIRS[pair]`` with a ``colour`` subject: shape, size, place and
+    extent of the motion, and with probability ``distractor_p`` a static distractor."""
     shape = str(rng.choice(SHAPES))
     size = rng.uniform(0.24, 0.30)
     if PAIRS[pair][0] == "circling clockwise":

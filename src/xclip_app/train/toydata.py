@@ -8,14 +8,21 @@
 * ``splits/``: a UCF-101-like protocol layout: ``test_split{1,2,3}.txt`` (different videos per
   split), ``train_split1.txt``, and ``labels_subset{1,2,3}.csv`` + ``list_subset{1,2,3}.txt``, a
   K600-like zero-shot layout (random class subsets relabelled ``0..n-1``).
+
+The frames are this module's own content; encoding goes through the shared
+:func:`xclip.data.synthetic.write_video`, the lists and CSVs through :mod:`xclip.data.annotations`.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from xclip.data.annotations import write_labels_csv, write_video_list
+from xclip.data.synthetic import write_video
 
 CLASSES = ["red", "green", "blue", "yellow"]
 _COLOURS = {
@@ -26,7 +33,11 @@ _COLOURS = {
 }
 
 
-def _frames(cls: int, i: int, num_frames: int, size: tuple[int, int], rng: np.random.Generator):
+def _frames(
+    cls: int, i: int, num_frames: int, size: tuple[int, int], rng: np.random.Generator
+) -> np.ndarray:
+    """Clip ``i`` of class ``cls``: uint8 ``[T, H, W, 3]``, a square of the class colour moving
+    across a dark noisy background."""
     w, h = size
     name = CLASSES[cls % len(CLASSES)]
     colour = np.array(_COLOURS[name], np.float32)
@@ -58,8 +69,6 @@ def make_toy_dataset(
     seed: int = 0,
 ) -> dict[str, Path]:
     """Write the dataset (see the module docstring); returns the paths of its files."""
-    from xclip.data.synthetic import write_video
-
     if not 1 <= num_classes <= len(CLASSES):
         raise ValueError(f"num_classes must be in 1..{len(CLASSES)}")
     out = Path(out)
@@ -75,29 +84,20 @@ def make_toy_dataset(
                 path.parent.mkdir(parents=True, exist_ok=True)
                 write_video(path, _frames(c, i, num_frames, size, rng), fps=8, codec="h264", gop=8)
             (train if i < train_per_class else val).append((rel, c))
-    (out / "labels.csv").write_text(
-        "id,name\n" + "".join(f"{i},{n}\n" for i, n in enumerate(names))
-    )
-
-    def write(path: Path, rows) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(f"{p} {lab}\n" for p, lab in rows))
-        return path
-
     files = {
         "root": out / "videos",
-        "labels": out / "labels.csv",
-        "train": write(out / "train.txt", train),
-        "val": write(out / "val.txt", val),
+        "labels": write_labels_csv(out / "labels.csv", names),
+        "train": write_video_list(out / "train.txt", train),
+        "val": write_video_list(out / "val.txt", val),
     }
     # UCF-like: three test splits drawn from all videos, split-1 train list = the rest
     sp = out / "splits"
     allv = train + val
     for k in (1, 2, 3):
         test = [e for j, e in enumerate(allv) if j % 3 == k - 1]
-        files[f"test_split{k}"] = write(sp / f"test_split{k}.txt", test)
+        files[f"test_split{k}"] = write_video_list(sp / f"test_split{k}.txt", test)
         if k == 1:
-            files["train_split1"] = write(
+            files["train_split1"] = write_video_list(
                 sp / "train_split1.txt", [e for e in allv if e not in test]
             )
     # K600-like zero-shot subsets: a random subset of classes relabelled 0..n-1
@@ -105,17 +105,16 @@ def make_toy_dataset(
     for k in (1, 2, 3):
         chosen = sorted(rng.choice(num_classes, n_sub, replace=False).tolist())
         remap = {c: j for j, c in enumerate(chosen)}
-        (sp / f"labels_subset{k}.csv").write_text(
-            "id,name\n" + "".join(f"{j},{names[c]}\n" for j, c in enumerate(chosen))
+        files[f"labels_subset{k}"] = write_labels_csv(
+            sp / f"labels_subset{k}.csv", [names[c] for c in chosen]
         )
-        files[f"labels_subset{k}"] = sp / f"labels_subset{k}.csv"
-        files[f"list_subset{k}"] = write(
+        files[f"list_subset{k}"] = write_video_list(
             sp / f"list_subset{k}.txt", [(p, remap[c]) for p, c in val if c in remap]
         )
     return files
 
 
-def main(argv=None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("out", help="output folder")
     p.add_argument("--classes", type=int, default=4)
