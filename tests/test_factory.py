@@ -46,3 +46,28 @@ def test_convert_command_roundtrip(tmp_path):
     for k, t in model.state_dict().items():
         assert torch.equal(t, back.state_dict()[k]), k
     assert main(["convert", str(tmp_path / "missing"), str(tmp_path / "x")]) == 2
+
+
+def test_frame_count_override_carries_into_preprocess(tmp_path, monkeypatch):
+    # issue 11 rule 6: create_model(arch, pretrained=tag, num_frames=N) must tell the pipeline
+    # to sample N frames, and keep the weights' own mean/std
+    torch.manual_seed(0)
+    xclip.save_model(xclip.create_model("xclip_test"), tmp_path / "hub", format="hf")
+    cfg = xclip.get_config("xclip_test")
+    entry = dataclasses.replace(
+        pretrained.get_pretrained("xclip_b32_8f", "kinetics400"),
+        arch="xclip_test",
+        num_frames=cfg.num_frames,
+        image_size=cfg.image_size,
+    )
+    monkeypatch.setattr(pretrained, "get_pretrained", lambda arch, tag=None: entry)
+    monkeypatch.setattr(
+        pretrained, "download_pretrained", lambda e, cache_dir=None: tmp_path / "hub"
+    )
+    n = cfg.num_frames * 2
+    model = xclip.create_model("xclip_test", pretrained="kinetics400", num_frames=n)
+    assert model.cfg.num_frames == n
+    assert model.preprocess.num_frames == n
+    assert model.preprocess.mean == entry.preprocess.mean == xclip.IMAGENET_MEAN
+    loaded = xclip.load_model(tmp_path / "hub", num_frames=n)
+    assert loaded.preprocess.num_frames == n

@@ -69,7 +69,8 @@ def create_model(
         # architecture's counts are imposed here to reproduce the original model.
         heads = {"mit_heads": cfg.mit_heads, "prompt_heads": cfg.prompt_heads}
         model = load_model(path, attn_impl=attn_impl, **{**heads, **overrides})
-        model.preprocess = entry.preprocess.fit_to(model.cfg)
+        # overrides such as num_frames change what the model takes; the weights' mean/std stay
+        model.preprocess = entry.preprocess.fit_to(model.cfg) if overrides else entry.preprocess
         if not overrides and model.cfg != cfg:
             raise CheckpointError(
                 f"downloaded weights {path} build {model.cfg}, not the registered {name!r}"
