@@ -32,8 +32,8 @@ from typing import Any
 import torch
 
 import xclip
+from xclip.data import VideoDataset, build_dataloader
 from xclip.data.annotations import read_labels_csv
-from xclip.data.datasets import VideoDataset, build_dataloader
 from xclip_app import cli
 from xclip_app.train import distributed as D
 from xclip_app.train.classifier import load_classifier
@@ -137,17 +137,6 @@ def _eval_checkpoint(checkpoint: str, val_file: Path, labels: Path, root: Path, 
                      views: tuple[int, int] = (1, 1)) -> tuple[EvalResult, list[str]]:  # fmt: skip
     """The engine's ``evaluate`` over a list with a trained checkpoint (single view by default:
     the segment centres, the centre crop), as ``xclip-video eval`` does."""
-<<<<<<< HEAD
-    import torch
-
-    import xclip
-    from xclip.data import VideoDataset, build_dataloader
-    from xclip.data.annotations import read_labels_csv
-    from xclip_app.train.classifier import load_classifier
-    from xclip_app.train.evaluate import evaluate
-
-=======
->>>>>>> layout-demo
     clf = load_classifier(checkpoint)
     names = read_labels_csv(labels)
     ds = VideoDataset(str(val_file), str(root), str(labels), preprocess=clf.model.preprocess,
