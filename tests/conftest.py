@@ -10,6 +10,10 @@
   ``zero_frames`` (a video track without frames), ``truncated`` (faststart mp4 cut at half:
   the header says 90 frames, about 40 are in the file), ``truncated_moov_at_end`` (unreadable),
   ``garbled`` (20 % of the bytes in the middle overwritten), ``missing`` (does not exist).
+
+With ``XCLIP_REQUIRE_TEST_DEPS=1`` (set by ``.ci/run``), a test skipped because a dependency is
+missing or unusable (``pytest.importorskip``, or a skip reason that names a missing package or
+system library) FAILS instead: the suite cannot pass by not running.
 """
 
 from __future__ import annotations
@@ -21,6 +25,43 @@ import numpy as np
 import pytest
 
 from xclip.data.synthetic import make_indexed_clip
+
+# Skip reasons that mean "a declared test dependency is not there": importorskip's own message,
+# and the messages of the tests that probe system libraries (torchcodec's FFmpeg, Chromium).
+MISSING_DEPENDENCY = ("could not import", "pip install", "apt-get install", "FFmpeg libraries")
+
+
+def _require_dependencies() -> bool:
+    return os.environ.get("XCLIP_REQUIRE_TEST_DEPS", "") not in ("", "0")
+
+
+def _skip_reason(report) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2])
+    return str(longrepr)
+
+
+def _fail_missing_dependency(report) -> None:
+    if report.skipped and _require_dependencies():
+        reason = _skip_reason(report)
+        if any(m in reason for m in MISSING_DEPENDENCY):
+            report.outcome = "failed"
+            report.longrepr = (
+                f"XCLIP_REQUIRE_TEST_DEPS=1 and a declared test dependency is missing: {reason}"
+            )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _fail_missing_dependency(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _fail_missing_dependency(outcome.get_result())
 
 
 @pytest.fixture(scope="session")

@@ -205,11 +205,11 @@ def list_models() -> list[str]:
     return list(_ARCHS)
 
 
-def unknown_name_error(kind: str, name: str, choices: list[str]) -> ValueError:
-    """A ``ValueError`` for an unknown ``kind`` name that suggests the closest ``choices``."""
+def unknown_name_error(kind: str, name: str, choices: list[str]) -> InputError:
+    """An ``InputError`` for an unknown ``kind`` name that suggests the closest ``choices``."""
     close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    return ValueError(f"unknown {kind} {name!r}.{hint} Available: {', '.join(choices)}")
+    return InputError(f"unknown {kind} {name!r}.{hint} Available: {', '.join(choices)}")
 
 
 def get_config(name: str) -> XCLIPConfig:
