@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import struct
-import tempfile
 import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -17,6 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .atomic import atomic_write
 from .errors import InputError
 
 NATIVE_FORMAT = "xclip"
@@ -162,19 +161,6 @@ def load_state_dict_strict(model: nn.Module, sd: Mapping[str, torch.Tensor], sou
         )
         raise CheckpointError("\n".join(lines))
     model.load_state_dict(sd, strict=True)
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``: a crash never leaves a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_safetensors(sd: Mapping[str, torch.Tensor], path: str | Path, metadata=None) -> None:

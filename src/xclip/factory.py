@@ -11,6 +11,7 @@ import torch
 from xclip.errors import InputError
 
 from . import pretrained as pretrained_weights
+from .atomic import atomic_dir
 from .checkpoint import (
     CONFIG_FILE,
     NATIVE_FORMAT,
@@ -32,6 +33,19 @@ from .convert.original import infer_config, interpolate_frames, interpolate_imag
 from .model import XCLIP
 
 logger = logging.getLogger(__name__)
+
+# What a saved model folder may hold (native or Hugging Face); save_model replaces such a folder
+# whole and refuses any other, so that it never deletes a user's files.
+MODEL_FOLDER_FILES = frozenset(
+    {
+        CONFIG_FILE,
+        NATIVE_WEIGHTS,
+        hf_convert.HF_WEIGHTS,
+        hf_convert.HF_WEIGHTS_INDEX,
+        hf_convert.HF_BIN_WEIGHTS,
+        hf_convert.HF_BIN_WEIGHTS_INDEX,
+    }
+)
 
 
 def create_model(
@@ -212,13 +226,36 @@ def load_model(
     return model.set_attn_impl(attn_impl)
 
 
-def save_model(model: XCLIP, out_dir: str | Path, format: str = "native") -> Path:
+def save_model(
+    model: XCLIP, out_dir: str | Path, format: str = "native", *, overwrite: bool = True
+) -> Path:
     """Save ``model`` to ``out_dir``: ``"native"`` (xclip ``config.json`` + ``model.safetensors`` in
     the original key layout) or ``"hf"`` (a directory ``transformers.XCLIPModel.from_pretrained``
-    reads). Files are written atomically. Returns ``out_dir``."""
+    reads). Returns ``out_dir``.
+
+    The folder is written as a unit (a temporary folder renamed into place): an interrupted save
+    leaves the previous model, never a mix. An existing model folder is replaced, or refused with
+    ``overwrite=False`` (``FileExistsError``); a folder that holds anything but a saved model is
+    always refused, so that saving never deletes other files.
+    """
+    if format not in ("native", "hf"):
+        raise InputError(f"format must be 'native' or 'hf', got {format!r}")
     out = Path(out_dir)
-    if format == "native":
-        save_safetensors(model.state_dict(), out / NATIVE_WEIGHTS, metadata={"format": "pt"})
+    if out.exists():
+        if not out.is_dir():
+            raise InputError(f"{out} exists and is not a folder; save the model into a folder")
+        other = sorted(p.name for p in out.iterdir() if p.name not in MODEL_FOLDER_FILES)
+        if other:
+            shown = ", ".join(other[:5]) + (" ..." if len(other) > 5 else "")
+            raise InputError(
+                f"{out} holds other files ({shown}); save the model into a new or empty folder"
+            )
+
+    def fill(tmp: Path) -> None:
+        if format == "hf":
+            hf_convert.save_hf_dir(model, tmp)
+            return
+        save_safetensors(model.state_dict(), tmp / NATIVE_WEIGHTS, metadata={"format": "pt"})
         save_json(
             {
                 "format": NATIVE_FORMAT,
@@ -227,10 +264,9 @@ def save_model(model: XCLIP, out_dir: str | Path, format: str = "native") -> Pat
                 "config": model.cfg.to_dict(),
                 "preprocess": model.preprocess.to_dict(),
             },
-            out / CONFIG_FILE,
+            tmp / CONFIG_FILE,
         )
-    elif format == "hf":
-        hf_convert.save_hf_dir(model, out)
-    else:
-        raise InputError(f"format must be 'native' or 'hf', got {format!r}")
-    return out
+
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()  # an empty folder made for the model holds nothing to keep or refuse
+    return atomic_dir(out, fill, overwrite=overwrite)

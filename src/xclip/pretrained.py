@@ -32,7 +32,8 @@ from tqdm import tqdm
 
 from xclip.errors import InputError
 
-from .checkpoint import CheckpointError, atomic_write
+from .atomic import atomic_write
+from .checkpoint import CheckpointError
 from .config import IMAGENET_MEAN, IMAGENET_STD, PreprocessConfig, get_config, unknown_name_error
 from .paper import (
     PAPER_FEWSHOT_HMDB,

@@ -26,6 +26,8 @@ def find_videos(inputs: Iterable[str | os.PathLike], recursive: bool = True) -> 
     (:data:`VIDEO_EXTENSIONS`), recursively by default. Raises ``FileNotFoundError`` for a path
     that does not exist and ``ValueError`` when folders hold no video at all.
     """
+    if isinstance(inputs, (str, bytes, os.PathLike)):
+        inputs = [inputs]  # one path, never iterated character by character
     out: list[str] = []
     empty_dirs = []
     for item in inputs:
