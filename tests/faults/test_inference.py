@@ -29,6 +29,7 @@ from xclip.inference import (
     UnreadableVideoError,
     VideoClassifier,
     VideoFailure,
+    VideoIndex,
     check_labels,
     embed_videos,
     load_index,
@@ -420,6 +421,13 @@ def test_when_no_video_can_be_read_nothing_is_written(capsys, tiny_dir, bad_vide
     idx = tmp_path / "i.safetensors"
     _usage_error(_run(capsys, "embed", *bad, "--model", tiny_dir, "-o", idx), "no index")
     assert not idx.exists()
+    # a single unreadable video: one line, and the earlier output is kept too
+    _usage_error(
+        _run(capsys, "classify", bad[0], "--labels", "a,b", "--model", tiny_dir, "--format",
+             "jsonl", "-o", out, "--overwrite"),
+        "not a readable video",
+    )  # fmt: skip
+    assert out.read_text() == "an earlier result\n" and _leftovers(tmp_path) == []
 
 
 def _broken_transform(exc):
@@ -543,6 +551,9 @@ def test_nan_weights_raise_instead_of_nan_probabilities(tiny_dir, small_clip):
         clf(small_clip)
     with pytest.raises(FloatingPointError, match="NaN or infinite embedding"):
         embed_videos(model, [small_clip])
+    nan_index = VideoIndex(["v.mp4"], torch.full((1, 32), float("nan")))
+    with pytest.raises(FloatingPointError, match="NaN or infinite scores for v.mp4"):
+        search("dancing", nan_index, xclip.load_model(tiny_dir))
 
 
 def test_wrong_array_inputs_are_clear_errors(clf):
