@@ -534,3 +534,32 @@ def test_cli_embed_and_search(capsys, tiny_dir, clips, tmp_path):
         *_run(capsys, "embed", clips["a"], "-o", tmp_path / "x.pt", "--model", tiny_dir),
         ".safetensors or .npy",
     )
+
+
+def test_result_files_record_how_to_get_the_numbers_again(capsys, tiny_dir, clips, tmp_path):
+    """Rule 5: model fingerprint, views and view mode, precision in classify json, the index and
+    search json."""
+    from xclip.inference import model_fingerprint
+
+    fp = model_fingerprint(xclip.load_model(tiny_dir))
+    rc, out, _ = _run(capsys, "classify", clips["a"], "--labels", "a,b", "--model", tiny_dir,
+                      "--format", "json", "--num-clips", "2")  # fmt: skip
+    doc = json.loads(out)
+    assert rc == 0 and doc["model_info"]["fingerprint"] == fp
+    assert doc["model_info"]["architecture"] == "xclip_test"
+    assert doc["views"] == {"clips": 2, "crops": 1, "mode": "uniform"}
+    assert doc["precision"] == "fp32" and doc["num_frames"] == 4
+    idx = tmp_path / "i.npy"
+    assert (
+        _run(capsys, "embed", clips["a"], "-o", idx, "--model", tiny_dir, "--num-crops", "3")[0]
+        == 0
+    )
+    meta = json.loads((tmp_path / "i.json").read_text())
+    assert meta["model"]["fingerprint"] == fp and meta["num_crops"] == 3
+    assert meta["view_mode"] == "uniform" and meta["precision"] == "fp32"
+    assert set(meta["checksums"]) == {"i.npy", "i.tokens.npy"}
+    loaded = load_index(idx)
+    assert (loaded.num_crops, loaded.view_mode, loaded.precision) == (3, "uniform", "fp32")
+    rc, out, _ = _run(capsys, "search", "x", "--index", idx, "--format", "json")
+    doc = json.loads(out)
+    assert doc["model_fingerprint"] == fp and doc["method"] == "prompted"

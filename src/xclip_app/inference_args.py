@@ -8,8 +8,10 @@ library are imported inside the functions that need them.
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from xclip import XCLIP
@@ -19,8 +21,10 @@ __all__ = [
     "DEFAULT_MODEL",
     "add_label_arguments",
     "add_model_arguments",
+    "add_overwrite_argument",
     "add_view_arguments",
     "classifier_from_args",
+    "input_guards",
     "load_model_from_args",
     "read_labels",
 ]
@@ -90,6 +94,41 @@ def add_label_arguments(p: argparse.ArgumentParser, required: bool = True) -> No
         default="{}",
         help="prompt with {} where the label goes, e.g. 'a video of a person {}' (default: {})",
     )
+
+
+def add_overwrite_argument(g: Any) -> None:
+    """``--overwrite`` on a parser or argument group ``g``: the same meaning in every command
+    that writes a file."""
+    g.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output (atomically, when the run succeeds); without it an "
+        "existing output is refused. An output that is also an input is always refused",
+    )
+
+
+def input_guards(
+    args: argparse.Namespace,
+    videos: Iterable[str | os.PathLike] = (),
+    *,
+    model: str | None = None,
+    extra_inputs: Iterable[str | os.PathLike] = (),
+) -> dict[str, Any]:
+    """What the run reads, as the keyword arguments of
+    :func:`xclip_app.inference_output.check_outputs`: the ``videos`` (and the files named in
+    ``args.videos``), the folders of ``args.videos`` (scanned for videos), ``--labels-file``,
+    the model of ``--model`` (or ``model``) when it is a path, and ``extra_inputs``."""
+    inputs: list[str | os.PathLike] = [*videos, *extra_inputs]
+    scanned = []
+    for v in getattr(args, "videos", None) or ():
+        (scanned if os.path.isdir(v) else inputs).append(v)
+    if getattr(args, "labels_file", None):
+        inputs.append(args.labels_file)
+    protected = []
+    src = model or getattr(args, "model", None)
+    if src and os.path.exists(src):
+        (protected if os.path.isdir(src) else inputs).append(src)
+    return {"inputs": inputs, "protected_folders": protected, "scanned_folders": scanned}
 
 
 def read_labels(args: argparse.Namespace) -> list[str] | None:

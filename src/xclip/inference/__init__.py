@@ -23,6 +23,13 @@ prompt generator's visual tokens and class-text embeddings; saved as ``.safetens
 ``.npy`` + ``.json``), and :func:`search` ranks the indexed videos for a text query
 (see :mod:`xclip.inference.retrieval` for the two scores).
 
+Contracts (the same for library users as for the command line): a path string where a list of
+videos is expected is one video or a folder, never iterated character by character
+(:func:`video_list`); one string as labels is a ``TypeError``; float clips with NaN/inf are a
+``ValueError`` naming the input; batch runs record as failed only the videos the decoder or the
+file system could not read (:class:`UnreadableVideoError`, ``OSError``), and any other error (a
+bug, out of memory) propagates; indexes are written atomically (:meth:`VideoIndex.save`).
+
 Modules: ``results`` (what comes back), ``labels`` (label/template checks), ``loading`` (which
 model, its fingerprint), ``device``, ``errors`` (one-line messages), ``pipeline`` (decode ->
 sample -> preprocess -> encode), ``classifier`` (:class:`VideoClassifier`), ``timeline``
@@ -32,10 +39,11 @@ sample -> preprocess -> encode), ``classifier`` (:class:`VideoClassifier`), ``ti
 
 from ..data.video import VIDEO_EXTENSIONS, find_videos
 from .classifier import VideoClassifier
-from .index import INDEX_FORMAT, VideoIndex, load_index
+from .errors import UnreadableVideoError
+from .index import INDEX_FORMAT, VideoIndex, index_files, load_index
 from .labels import check_labels
 from .loading import load_inference_model, model_fingerprint
-from .pipeline import PreparedVideo
+from .pipeline import PreparedVideo, video_list
 from .results import Prediction, SearchHit, VideoFailure
 from .retrieval import embed_videos, search
 
@@ -45,14 +53,17 @@ __all__ = [
     "PreparedVideo",
     "Prediction",
     "SearchHit",
+    "UnreadableVideoError",
     "VideoClassifier",
     "VideoFailure",
     "VideoIndex",
     "check_labels",
     "embed_videos",
     "find_videos",
+    "index_files",
     "load_index",
     "load_inference_model",
     "model_fingerprint",
     "search",
+    "video_list",
 ]

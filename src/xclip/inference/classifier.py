@@ -3,6 +3,9 @@
 The class-text features of a label set are computed once and cached, so each further video costs
 only the video side (decode, preprocess, vision tower + MIT + prompt generator). Probabilities
 are the softmax over the labels, averaged over the views, as the original multi-view test.
+
+Probabilities that are not finite (weights with NaNs, an fp16 overflow) raise
+``FloatingPointError`` naming the video instead of coming back as NaN.
 """
 
 from __future__ import annotations
@@ -18,12 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.video import find_videos
 from ..model import XCLIP, VideoFeatures
 from ..tokenizer import tokenize
 from .errors import explain_decode_errors
 from .labels import check_labels, check_template
-from .pipeline import PreparedVideo, VideoInput, VideoPipeline
+from .pipeline import PreparedVideo, VideoInput, VideoPipeline, video_list
 from .results import Prediction, VideoFailure
 from .timeline import frame_windows
 
@@ -102,6 +104,11 @@ class VideoClassifier(VideoPipeline):
         self, probs: torch.Tensor, labels: list[str], prepared: PreparedVideo, **kw: Any
     ) -> Prediction:
         p = probs.mean(dim=0).cpu()  # [K], the original averages softmax over views
+        if not bool(torch.isfinite(p).all()):
+            raise FloatingPointError(
+                f"{prepared.source}: the model gave NaN or infinite scores (its weights hold "
+                f"NaN/inf, or {self.precision} overflowed: try precision='fp32')"
+            )
         order = p.argsort(descending=True).tolist()
         return Prediction(
             labels=tuple(labels[k] for k in order),
@@ -132,6 +139,11 @@ class VideoClassifier(VideoPipeline):
     ) -> Prediction:
         """Classify one video: a path, bytes of a file, uint8 frames ``[N, H, W, 3]`` or a
         preprocessed float clip ``[T, 3, S, S]``/``[V, T, 3, S, S]``."""
+        if isinstance(video, list | tuple):
+            raise TypeError(
+                "a VideoClassifier call takes one video; classify a list with classify_many() "
+                "or classify_iter()"
+            )
         return self.predict(self.prepare(video), labels, template)
 
     def classify_iter(
@@ -139,7 +151,9 @@ class VideoClassifier(VideoPipeline):
     ) -> Iterator[Prediction | VideoFailure]:
         """Classify many videos, yielding a :class:`Prediction` or :class:`VideoFailure` per
         video, in order. Decoding runs ``workers`` threads ahead of the model; the views of
-        several videos share one model call (up to ``batch_size`` views)."""
+        several videos share one model call (up to ``batch_size`` views). A path string is one
+        video or a folder (see :func:`~xclip.inference.pipeline.video_list`)."""
+        videos = video_list(videos)
         text = self.text_features()
         group: list[PreparedVideo] = []
         n_views = 0
@@ -180,9 +194,9 @@ class VideoClassifier(VideoPipeline):
     ) -> tuple[list[Prediction], list[VideoFailure]]:
         """Classify a list of videos (or a folder): ``(predictions, failures)``. Unreadable
         videos are logged, skipped and listed in ``failures``; ``progress(done, total, source)``
-        is called after each video."""
-        if isinstance(videos, str | os.PathLike):
-            videos = find_videos([videos])
+        is called after each video. Only videos the decoder or the file system cannot read are
+        failures; any other error propagates."""
+        videos = video_list(videos)
         preds: list[Prediction] = []
         fails: list[VideoFailure] = []
         for i, r in enumerate(self.classify_iter(videos, workers=workers)):
@@ -207,6 +221,8 @@ class VideoClassifier(VideoPipeline):
         window over the whole video. Each window is classified like a whole video (T frames at
         its segment centres). uint8 frames ``[N, H, W, 3]`` need ``fps``.
         Times use the average frame rate of the file (``num_frames / duration``)."""
+        if isinstance(video, list | tuple):
+            raise TypeError("timeline() takes one video; call it once per video")
         stride = window if stride is None else stride
         if not window > 0 or not stride > 0:
             raise ValueError(f"window and stride must be > 0 seconds, got {window} and {stride}")
@@ -215,8 +231,11 @@ class VideoClassifier(VideoPipeline):
         if isinstance(video, np.ndarray | torch.Tensor):
             if fps is None or fps <= 0:
                 raise ValueError("timeline() of raw frames needs their frame rate: fps=...")
-            if video.dtype not in (np.uint8, torch.uint8) or video.ndim != 4:
-                raise ValueError("timeline() takes uint8 frames [N, H, W, 3]")
+            if video.dtype not in (np.uint8, torch.uint8) or video.ndim != 4 or not len(video):
+                raise ValueError(
+                    f"timeline() takes uint8 frames [N, H, W, 3], got {video.dtype} "
+                    f"{tuple(video.shape)}"
+                )
             source, reader_cm = "<frames>", contextlib.nullcontext(None)
             total = int(video.shape[0])
         else:

@@ -2,6 +2,12 @@
 
 Batch runs (``classify_iter``, ``embed_videos``) record a failure per video instead of raising, and
 the command-line tools print one line per mistake; both use these.
+
+What counts as a bad video is narrow on purpose: the decoder's own errors
+(:class:`~xclip.data.video.VideoDecodeError`) and the file system's (``OSError`` opening or
+reading the file). Anything else raised while preparing a video (a ``TypeError`` in a transform,
+an out-of-memory ``RuntimeError``) is a bug or an environment problem and propagates: it must
+never become "unreadable video".
 """
 
 from __future__ import annotations
@@ -11,7 +17,31 @@ from collections.abc import Iterator
 
 from xclip.data.video import VideoDecodeError
 
-__all__ = ["explain_decode_errors", "one_line_error"]
+__all__ = ["BAD_VIDEO_ERRORS", "UnreadableVideoError", "explain_decode_errors", "one_line_error"]
+
+
+class UnreadableVideoError(VideoDecodeError, ValueError):
+    """A video the decoder cannot read, with the fix in its message.
+
+    A :class:`~xclip.data.video.VideoDecodeError` (so batch runs skip exactly these) and a
+    ``ValueError`` (a bad input, for callers and the command line's one-line errors).
+    """
+
+    def __init__(self, path: str, reason: str):
+        self.decoder_reason = reason
+        super().__init__(
+            path,
+            f"not a readable video ({reason}); check that it plays in a video player or "
+            f"re-encode it, e.g. `ffmpeg -i IN -c:v libx264 OUT.mp4`",
+        )
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.decoder_reason))
+
+
+# What a batch run may record as a failed video and go on: the decoder's and the file system's
+# own errors, nothing else.
+BAD_VIDEO_ERRORS: tuple[type[BaseException], ...] = (VideoDecodeError, OSError)
 
 
 def one_line_error(e: BaseException) -> str:
@@ -22,11 +52,11 @@ def one_line_error(e: BaseException) -> str:
 
 @contextlib.contextmanager
 def explain_decode_errors() -> Iterator[None]:
-    """Turn decoder errors into one-line ``ValueError``s that name the file and the fix."""
+    """Turn decoder errors into :class:`UnreadableVideoError` (one line naming the file and
+    the fix)."""
     try:
         yield
+    except UnreadableVideoError:
+        raise
     except VideoDecodeError as e:
-        raise ValueError(
-            f"{e.path}: not a readable video ({e.reason}); check that it plays in a video player "
-            f"or re-encode it, e.g. `ffmpeg -i IN -c:v libx264 OUT.mp4`"
-        ) from None
+        raise UnreadableVideoError(e.path, e.reason) from e

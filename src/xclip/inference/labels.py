@@ -20,10 +20,26 @@ def check_labels(labels: Iterable[str]) -> list[str]:
 
     Labels that differ only in case or spacing count as duplicates: the tokenizer lower-cases
     and collapses whitespace, so they would get identical embeddings and split the probability.
+    One string (``"a,b"``) or an item that is not a string raises ``TypeError``: a string is
+    never iterated character by character.
     """
-    if isinstance(labels, str):
-        raise TypeError("labels must be a list of strings, not one string (split it first)")
-    out = [str(lb).strip() for lb in labels]
+    if isinstance(labels, str | bytes | bytearray):
+        raise TypeError(
+            f"labels must be a list of strings, not one string ({labels!r:.60}); split it "
+            f"first, e.g. labels.split(',')"
+        )
+    try:
+        items = list(labels)
+    except TypeError:
+        raise TypeError(f"labels must be a list of strings, got {type(labels).__name__}") from None
+    wrong = [
+        f"{i + 1} ({type(lb).__name__})" for i, lb in enumerate(items) if not isinstance(lb, str)
+    ]
+    if wrong:
+        raise TypeError(
+            f"labels must be strings; the label(s) at position {', '.join(wrong)} are not"
+        )
+    out = [lb.strip() for lb in items]
     if not out:
         raise ValueError("no labels given; give at least two label texts, e.g. 'cooking,dancing'")
     empty = [i + 1 for i, lb in enumerate(out) if not lb]

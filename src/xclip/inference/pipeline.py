@@ -22,20 +22,52 @@ import torch
 
 from ..data.sampling import sample_frame_indices
 from ..data.transforms import EvalTransform
-from ..data.video import VideoReader, open_video
+from ..data.video import VideoReader, find_videos, open_video
 from ..model import XCLIP, VideoFeatures
 from ..precision import PRECISIONS
 from ..precision import autocast as precision_autocast
 from .device import resolve_device
-from .errors import explain_decode_errors, one_line_error
+from .errors import BAD_VIDEO_ERRORS, explain_decode_errors, one_line_error
 from .loading import load_inference_model
 from .results import VideoFailure
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PreparedVideo", "VideoInput", "VideoPipeline"]
+__all__ = ["PreparedVideo", "VideoInput", "VideoPipeline", "video_list"]
 
 VideoInput = str | os.PathLike | bytes | np.ndarray | torch.Tensor
+
+_ONE_VIDEO = (bytes, bytearray, memoryview, np.ndarray, torch.Tensor)
+
+
+def video_list(videos: Sequence[VideoInput] | VideoInput) -> list[VideoInput]:
+    """``videos`` as a list of single videos.
+
+    A path (``str``/``PathLike``) is never iterated character by character: a file is one video
+    and a folder its videos (:func:`~xclip.data.video.find_videos`); bytes, a frame array or a
+    clip tensor is one video. Anything else must be a sequence of videos; an item of another
+    type raises ``TypeError`` naming its position.
+    """
+    if isinstance(videos, str | os.PathLike):
+        return list(find_videos([videos]))
+    if isinstance(videos, _ONE_VIDEO):
+        return [videos]
+    if not isinstance(videos, Sequence):
+        try:
+            videos = list(videos)
+        except TypeError:
+            raise TypeError(
+                f"videos must be a list of videos (paths, bytes, arrays), a path or one video, "
+                f"got {type(videos).__name__}"
+            ) from None
+    out = list(videos)
+    for i, v in enumerate(out):
+        if not isinstance(v, (str, os.PathLike, *_ONE_VIDEO)):
+            raise TypeError(
+                f"videos[{i}] is a {type(v).__name__}; each video must be a path, the bytes of "
+                f"a file, uint8 frames or a float clip tensor"
+            )
+    return out
 
 
 @dataclass
@@ -70,7 +102,12 @@ class VideoPipeline:
         precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast around fp32 weights).
         batch_size: views per model call.
         decode_threads: FFmpeg threads per video (1 = least overhead when decoding in parallel).
+
+    ``view_mode`` names the sampling of the temporal clips (see
+    :func:`~xclip.data.sampling.sample_frame_indices`); result files record it with the views.
     """
+
+    view_mode = "uniform"  # deterministic test sampling: no seed involved
 
     def __init__(
         self,
@@ -89,6 +126,9 @@ class VideoPipeline:
             else (os.fspath(model) if isinstance(model, os.PathLike) else type(model).__name__)
         )
         self.model = load_inference_model(model)
+        for key, v in (("num_clips", num_clips), ("batch_size", batch_size)):
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise TypeError(f"{key} must be an int, got {type(v).__name__}")
         if num_clips < 1:
             raise ValueError(f"num_clips must be >= 1, got {num_clips}")
         if num_crops not in (1, 3):
@@ -127,7 +167,7 @@ class VideoPipeline:
     def sample_indices(self, total: int) -> np.ndarray:
         """The frames the model sees of a video of ``total`` frames: int64 ``[num_clips, T]``."""
         return sample_frame_indices(
-            total, self.num_frames, train=False, num_views=self.num_clips, view_mode="uniform"
+            total, self.num_frames, train=False, num_views=self.num_clips, view_mode=self.view_mode
         )  # [num_clips, T]
 
     def preprocess(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -144,24 +184,34 @@ class VideoPipeline:
         preprocessed float clip ``[T, 3, S, S]`` / ``[V, T, 3, S, S]`` (used as is).
         """
         if isinstance(video, torch.Tensor) and video.is_floating_point():
+            what = name or "<tensor>"
             clips = video.unsqueeze(0) if video.ndim == 4 else video
             if clips.ndim != 5:
                 raise ValueError(
-                    f"a preprocessed clip must be float [T, 3, S, S] or [V, T, 3, S, S], got "
-                    f"shape {tuple(video.shape)}"
+                    f"{what}: a preprocessed clip must be float [T, 3, S, S] or [V, T, 3, S, S], "
+                    f"got shape {tuple(video.shape)}"
                 )
-            return PreparedVideo(name or "<tensor>", clips, np.empty((0, 0), np.int64))
+            self.model.check_video(clips)  # T, channels and size of this model
+            if not bool(torch.isfinite(clips).all()):
+                bad = int((~torch.isfinite(clips)).sum())
+                raise ValueError(
+                    f"{what}: the clip holds {bad} NaN or infinite value(s); preprocessed clips "
+                    f"must be finite (check the code that made it)"
+                )
+            # the model's own dtype: autocast handles bf16/fp16, float64 would fail in matmul
+            return PreparedVideo(what, clips.float(), np.empty((0, 0), np.int64))
         if isinstance(video, np.ndarray | torch.Tensor):
             arr = video
+            what = name or "<frames>"
             if arr.dtype not in (np.uint8, torch.uint8):
                 raise TypeError(
-                    f"raw frames must be uint8 [N, H, W, 3] (or float preprocessed clips as a "
-                    f"torch tensor), got dtype {arr.dtype}"
+                    f"{what}: raw frames must be uint8 [N, H, W, 3] (or float preprocessed clips "
+                    f"as a torch tensor), got dtype {arr.dtype}"
                 )
-            if arr.ndim != 4:
+            if arr.ndim != 4 or 3 not in (arr.shape[-1], arr.shape[1]) or 0 in arr.shape:
                 raise ValueError(
-                    f"raw frames must be uint8 [N, H, W, 3] or [N, 3, H, W], got shape "
-                    f"{tuple(arr.shape)}"
+                    f"{what}: raw frames must be uint8 [N, H, W, 3] or [N, 3, H, W] with N >= 1, "
+                    f"got shape {tuple(arr.shape)}"
                 )
             t0 = time.perf_counter()
             idx = self.sample_indices(int(arr.shape[0]))
@@ -170,7 +220,7 @@ class VideoPipeline:
             clips = self.preprocess(frames)
             t2 = time.perf_counter()
             return PreparedVideo(
-                name or "<frames>", clips, idx, frames if keep_frames else None,
+                what, clips, idx, frames if keep_frames else None,
                 num_frames=int(arr.shape[0]), timings={"decode": t1 - t0, "preprocess": t2 - t1},
             )  # fmt: skip
         return self._prepare_file(video, keep_frames=keep_frames, name=name)
@@ -178,8 +228,11 @@ class VideoPipeline:
     def open_reader(
         self, video: str | os.PathLike | bytes | bytearray | memoryview, name: str | None = None
     ) -> VideoReader:
-        """A reader for a video file's path or bytes (``name`` names bytes in messages);
-        ``FileNotFoundError``/``ValueError``/``TypeError`` for what cannot be a video file."""
+        """A reader for a video file's path or bytes (``name`` names bytes in messages).
+
+        ``FileNotFoundError``/``IsADirectoryError`` (file-system errors: a batch records them as
+        failed videos), :class:`~xclip.data.video.VideoDecodeError` from the decoder, and
+        ``TypeError`` for what cannot be a video file (a caller's mistake: it propagates)."""
         if isinstance(video, bytes | bytearray | memoryview):
             return open_video(bytes(video), name=name or "<bytes>", num_threads=self.decode_threads)
         if not isinstance(video, str | os.PathLike):
@@ -191,7 +244,10 @@ class VideoPipeline:
         if not os.path.exists(path):
             raise FileNotFoundError(f"video not found: {path}")
         if os.path.isdir(path):
-            raise ValueError(f"{path} is a folder; use classify_many / find_videos for folders")
+            raise IsADirectoryError(
+                f"{path} is a folder, not a video; pass its videos (find_videos) or use "
+                f"classify_many"
+            )
         return open_video(path, num_threads=self.decode_threads)
 
     def _prepare_file(self, video, *, keep_frames: bool, name: str | None) -> PreparedVideo:
@@ -215,12 +271,17 @@ class VideoPipeline:
     ) -> Iterator[tuple[int, PreparedVideo | VideoFailure]]:
         """``(i, prepared video or failure)`` per video, in order, prepared by ``workers``
         background threads working ahead of the caller (decoding releases the GIL; ``workers=0``
-        prepares in the calling thread)."""
+        prepares in the calling thread).
+
+        Only the decoder's and the file system's errors become a :class:`VideoFailure`; any other
+        exception (a bug in a transform, out of memory, an input of the wrong type) is raised
+        here, in the caller's thread."""
+        videos = video_list(videos)
 
         def job(i: int) -> PreparedVideo | VideoFailure:
             try:
                 return self.prepare(videos[i], keep_frames=keep_frames)
-            except (OSError, ValueError, TypeError, RuntimeError) as e:
+            except BAD_VIDEO_ERRORS as e:
                 src = (
                     os.fspath(videos[i])
                     if isinstance(videos[i], str | os.PathLike)

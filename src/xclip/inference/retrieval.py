@@ -21,7 +21,7 @@ from ..tokenizer import tokenize
 from .index import VideoIndex
 from .labels import check_labels, check_template
 from .loading import model_info
-from .pipeline import VideoInput, VideoPipeline
+from .pipeline import VideoInput, VideoPipeline, video_list
 from .results import SearchHit, VideoFailure
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ __all__ = ["embed_videos", "search"]
 
 def embed_videos(
     model: XCLIP | str | os.PathLike,
-    videos: Sequence[VideoInput],
+    videos: Sequence[VideoInput] | str | os.PathLike,
     *,
     labels: Sequence[str] | None = None,
     template: str = "{}",
@@ -49,7 +49,16 @@ def embed_videos(
     ``index.failures``). With ``labels`` the raw class-text embeddings are stored too.
     ``keep_tokens=False`` makes a compact index (only ``method="cosine"`` search).
     ``model_name`` is recorded as the model's source (default: ``model`` when it is a name or
-    path), so that ``xclip-video search`` can reload the same model."""
+    path), so that ``xclip-video search`` can reload the same model.
+
+    ``videos`` is a list of videos; a path string is one video or a folder (never iterated
+    character by character). Only videos the decoder or the file system cannot read are
+    skipped; any other error (a bug, out of memory) propagates. Labels and template are checked
+    before any video is embedded."""
+    videos = video_list(videos)
+    if labels is not None:
+        labels = check_labels(labels)
+    check_template(template)
     pipe = VideoPipeline(
         model, num_clips=num_clips, num_crops=num_crops, device=device, precision=precision,
         batch_size=batch_size,
@@ -65,6 +74,11 @@ def embed_videos(
             fails.append(item)
         else:
             f = pipe.encode(item.clips)
+            if not bool(torch.isfinite(f.embeds).all()):
+                raise FloatingPointError(
+                    f"{item.source}: the model gave a NaN or infinite embedding (its weights hold "
+                    f"NaN/inf, or {precision} overflowed: try precision='fp32')"
+                )
             paths.append(item.source)
             embeds.append(f.embeds.float().mean(dim=0).cpu())  # views averaged
             if keep_tokens and f.tokens is not None:
@@ -76,8 +90,6 @@ def embed_videos(
     c = pipe.model.cfg.embed_dim
     text = None
     if labels is not None:
-        labels = check_labels(labels)
-        check_template(template)
         with torch.inference_mode(), pipe.autocast():
             text = (
                 pipe.model.encode_text(
@@ -97,6 +109,8 @@ def embed_videos(
         failures=fails,
         num_clips=num_clips,
         num_crops=num_crops,
+        view_mode=pipe.view_mode,
+        precision=precision,
     )
 
 
@@ -117,8 +131,26 @@ def search(
     index's tokens); ``"cosine"`` - cosine of the video embedding and the raw query embedding
     (no prompt generator; cheaper, works with a compact index); ``"auto"`` - prompted when the
     index has tokens. ``model`` must have the weights the index was built with.
+    ``top_k=None`` ranks every video.
     """
-    if not query or not query.strip():
+    if not isinstance(query, str):
+        raise TypeError(
+            f"query must be one string, got {type(query).__name__}; call search() once per query"
+        )
+    if not isinstance(index, VideoIndex):
+        raise TypeError(
+            f"index must be a VideoIndex (from embed_videos or load_index), got "
+            f"{type(index).__name__}"
+        )
+    if not isinstance(model, XCLIP):
+        raise TypeError(
+            f"model must be an XCLIP (e.g. load_inference_model(...)), got {type(model).__name__}"
+        )
+    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 0):
+        raise ValueError(f"top_k must be an int >= 0 or None (all videos), got {top_k!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not query.strip():
         raise ValueError("the search query is empty; give a text such as 'a person dancing'")
     if method not in ("auto", "prompted", "cosine"):
         raise ValueError(f"method must be auto, prompted or cosine, got {method!r}")
@@ -148,6 +180,12 @@ def search(
                 parts.append(model.logits(feats, text)[:, 0] / model.logit_scale.exp())
             scores = torch.cat(parts)  # [N]
     scores = scores.float().cpu()
+    if not bool(torch.isfinite(scores).all()):
+        bad = [index.paths[i] for i in torch.nonzero(~torch.isfinite(scores))[:3, 0].tolist()]
+        raise FloatingPointError(
+            f"NaN or infinite scores for {', '.join(bad)}: the index or the model holds NaN/inf "
+            f"values; rebuild the index (with precision fp32) and check the model's weights"
+        )
     k = len(index) if top_k is None else min(top_k, len(index))
     order = scores.argsort(descending=True)[:k].tolist()
     return [SearchHit(r + 1, index.paths[i], float(scores[i])) for r, i in enumerate(order)]

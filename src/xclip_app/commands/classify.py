@@ -1,7 +1,9 @@
 """``xclip-video classify``: rank your own label texts for videos (files or folders).
 
 Exit codes: 0 every video was classified; 1 some videos could not be read (each is reported on
-stderr and in the output, then skipped); 2 a usage error, or no video could be classified.
+stderr and in the output, then skipped); 2 a usage error, or no video could be classified (then
+nothing is written). ``-o`` is written atomically and never replaces an input (see
+:mod:`xclip_app.inference_output`); an existing ``-o`` needs ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -10,17 +12,21 @@ import argparse
 import sys
 import time
 
+from xclip_app.exit_codes import UsageError
 from xclip_app.inference_args import (
     add_label_arguments,
     add_model_arguments,
+    add_overwrite_argument,
     add_view_arguments,
     classifier_from_args,
+    input_guards,
     load_model_from_args,
     read_labels,
 )
 from xclip_app.inference_output import (
     FORMATS,
     PredictionWriter,
+    check_outputs,
     exit_code,
     open_output,
     progress_bar,
@@ -46,6 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--format", choices=FORMATS, default="table", help="output format (default table)"
     )
     g.add_argument("-o", "--output", help="write the results to this file (default: stdout)")
+    add_overwrite_argument(g)
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.add_argument("--no-recursive", action="store_true", help="do not descend into sub-folders")
     g.add_argument("--timings", action="store_true", help="print per-stage timings to stderr")
@@ -57,73 +64,85 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from xclip.data.video import find_videos  # lazy: CLI start-up
     from xclip.inference import VideoFailure  # lazy: CLI start-up
+    from xclip.inference.errors import BAD_VIDEO_ERRORS, one_line_error  # lazy: CLI start-up
+    from xclip.inference.loading import model_info  # lazy: CLI start-up
 
     t_start = time.perf_counter()
     if args.top_k < 0:
-        raise ValueError(f"--top-k must be >= 0, got {args.top_k}")
+        raise UsageError(f"--top-k must be >= 0, got {args.top_k}")
     if args.stride is not None and args.window is None:
-        raise ValueError("--stride needs --window (the window length in seconds)")
+        raise UsageError("--stride needs --window (the window length in seconds)")
     if args.window is not None and (
         args.window <= 0 or (args.stride is not None and args.stride <= 0)
     ):
-        raise ValueError("--window and --stride must be > 0 seconds")
+        raise UsageError("--window and --stride must be > 0 seconds")
     labels = read_labels(args)
     videos = find_videos(args.videos, recursive=not args.no_recursive)
+    if args.output not in (None, "-"):
+        check_outputs([args.output], overwrite=args.overwrite, **input_guards(args, videos))
     t0 = time.perf_counter()
     model = load_model_from_args(args)
     clf = classifier_from_args(args, model, labels)
     t_model = time.perf_counter() - t0
     top_k = args.top_k or None
+    # what is needed to get the same numbers again (json header; sampling is deterministic)
     header = {
         "model": args.model,
+        "model_info": model_info(clf.model, args.model),
         "labels": clf.labels,
         "template": clf.template,
         "num_frames": clf.num_frames,
-        "views": {"clips": args.num_clips, "crops": args.num_crops},
+        "views": {"clips": args.num_clips, "crops": args.num_crops, "mode": clf.view_mode},
+        "precision": clf.precision,
     }
     if args.window is not None:
         header["window"] = {"window": args.window, "stride": args.stride or args.window}
-    out = open_output(args.output)
-    writer = PredictionWriter(args.format, out, top_k, header)
     failures: list[VideoFailure] = []
     n_ok = 0
     stage = {"decode": 0.0, "preprocess": 0.0, "model": 0.0}
     bar = progress_bar(args, len(videos), "classify")
     try:
-        if args.window is not None:
-            for v in videos:
-                try:
-                    windows = clf.timeline(v, args.window, args.stride)
-                except (OSError, ValueError, RuntimeError) as e:
-                    msg = str(e).splitlines()[0]
-                    failures.append(VideoFailure(v, msg.removeprefix(f"{v}: ")))
-                    writer.failure(failures[-1])
-                else:
-                    n_ok += 1
-                    writer.timeline(v, windows)
-                    for w in windows:
+        with open_output(args.output, overwrite=args.overwrite) as out:
+            writer = PredictionWriter(args.format, out, top_k, header)
+            if args.window is not None:
+                for v in videos:
+                    try:
+                        windows = clf.timeline(v, args.window, args.stride)
+                    except BAD_VIDEO_ERRORS as e:  # only the decoder's and the file system's
+                        msg = one_line_error(e)
+                        failures.append(VideoFailure(v, msg.removeprefix(f"{v}: ")))
+                        writer.failure(failures[-1])
+                    else:
+                        n_ok += 1
+                        writer.timeline(v, windows)
+                        for w in windows:
+                            for key in stage:
+                                stage[key] += w.timings.get(key, 0.0)
+                    bar.update(1)
+            else:
+                for r in clf.classify_iter(videos, workers=args.workers):
+                    if isinstance(r, VideoFailure):
+                        failures.append(r)
+                        writer.failure(r)
+                    else:
+                        n_ok += 1
+                        writer.prediction(r)
                         for key in stage:
-                            stage[key] += w.timings.get(key, 0.0)
-                bar.update(1)
-        else:
-            for r in clf.classify_iter(videos, workers=args.workers):
-                if isinstance(r, VideoFailure):
-                    failures.append(r)
-                    writer.failure(r)
-                else:
-                    n_ok += 1
-                    writer.prediction(r)
-                    for key in stage:
-                        stage[key] += r.timings.get(key, 0.0)
-                bar.update(1)
-        writer.close()
+                            stage[key] += r.timings.get(key, 0.0)
+                    bar.update(1)
+            if len(videos) == 1 and failures:
+                # one video that cannot be read is a usage error: one line, exit 2, nothing
+                # written (raised inside the block: the output is not published)
+                raise UsageError(f"{failures[0].source}: {failures[0].error}")
+            if failures and not n_ok:
+                # nothing usable came out: keep any earlier output, name every video
+                report_failures(failures, len(videos))
+                raise UsageError(
+                    f"none of the {len(videos)} videos could be read; nothing was written"
+                )
+            writer.close()
     finally:
         bar.close()
-        if out is not sys.stdout:
-            out.close()
-    if len(videos) == 1 and failures:
-        # one video that cannot be read is a usage error: one line, exit 2
-        raise ValueError(f"{failures[0].source}: {failures[0].error}")
     report_failures(failures, len(videos))
     if args.timings:
         total = time.perf_counter() - t_start

@@ -3,6 +3,9 @@
 Writes an index that ``xclip-video search`` reads: ``FILE.safetensors`` (one file) or ``FILE.npy``
 (+ ``FILE.json`` with the paths and the model, ``FILE.tokens.npy``, ``FILE.text.npy``).
 Exit codes as ``classify``: 0 all embedded, 1 some videos skipped, 2 usage error / none embedded.
+All files of the index are written to temporary names and renamed into place only when the
+whole index is written; an existing index needs ``--overwrite``; an index that is also an input
+is refused.
 """
 
 from __future__ import annotations
@@ -10,14 +13,23 @@ from __future__ import annotations
 import argparse
 import sys
 
+from xclip_app.exit_codes import UsageError
 from xclip_app.inference_args import (
     add_label_arguments,
     add_model_arguments,
+    add_overwrite_argument,
     add_view_arguments,
+    input_guards,
     load_model_from_args,
     read_labels,
 )
-from xclip_app.inference_output import exit_code, progress_bar, report_failures
+from xclip_app.inference_output import (
+    check_outputs,
+    exit_code,
+    output_error,
+    progress_bar,
+    report_failures,
+)
 
 NAME = "embed"
 HELP = "write video embeddings (and label-text embeddings) to an index for `search`"
@@ -33,6 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         required=True,
         help="index file: .safetensors (one file) or .npy (+ .json, .tokens.npy, .text.npy)",
     )
+    add_overwrite_argument(p)
     add_model_arguments(p)
     add_view_arguments(p)
     add_label_arguments(p, required=False)
@@ -48,12 +61,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from xclip.data.video import find_videos  # lazy: CLI start-up
-    from xclip.inference import embed_videos  # lazy: CLI start-up
+    from xclip.inference import embed_videos, index_files  # lazy: CLI start-up
 
     if not args.output.endswith((".safetensors", ".npy")):
-        raise ValueError(f"--output must end in .safetensors or .npy, got {args.output!r}")
+        raise UsageError(f"--output must end in .safetensors or .npy, got {args.output!r}")
     labels = read_labels(args)
     videos = find_videos(args.videos, recursive=not args.no_recursive)
+    check_outputs(index_files(args.output), overwrite=args.overwrite, **input_guards(args, videos))
     model = load_model_from_args(args)
     bar = progress_bar(args, len(videos), "embed")
     try:
@@ -76,9 +90,12 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
     if len(videos) == 1 and index.failures:
         f = index.failures[0]
-        raise ValueError(f"{f.source}: {f.error}")
+        raise UsageError(f"{f.source}: {f.error}")
     if len(index):
-        path = index.save(args.output)
+        try:
+            path = index.save(args.output, overwrite=args.overwrite)
+        except OSError as e:  # save only writes: a full disk, the index created meanwhile
+            raise output_error(args.output, e) from e
         print(
             f"wrote {path}: {len(index)} video(s), embeddings {tuple(index.embeds.shape)}"
             + (f", tokens {tuple(index.tokens.shape)}" if index.tokens is not None else "")
@@ -86,4 +103,6 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     report_failures(index.failures, len(videos))
+    if not len(index):
+        raise UsageError(f"none of the {len(videos)} videos could be read; no index was written")
     return exit_code(len(index), len(index.failures))

@@ -1,16 +1,28 @@
 """``xclip-video search "text query" --index FILE``: rank indexed videos for a text (retrieval).
 
 The model defaults to the one recorded in the index by ``embed``; the scores must come from the
-same weights, which is checked (a weights fingerprint is stored in the index).
+same weights, which is checked (a weights fingerprint is stored in the index). ``-o`` is written
+atomically, needs ``--overwrite`` when it exists, and is refused when it is the index (or a file
+of it) or the model.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
-from xclip_app.inference_args import add_model_arguments, load_model_from_args
-from xclip_app.inference_output import FORMATS, open_output, write_search_results
+from xclip_app.exit_codes import EXIT_OK, UsageError
+from xclip_app.inference_args import (
+    add_model_arguments,
+    add_overwrite_argument,
+    input_guards,
+    load_model_from_args,
+)
+from xclip_app.inference_output import (
+    FORMATS,
+    check_outputs,
+    open_output,
+    write_search_results,
+)
 
 NAME = "search"
 HELP = "rank the videos of an index (from `embed`) for text queries (text-to-video retrieval)"
@@ -31,31 +43,42 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--template", default="{}", help="prompt with {} for the query (default: {})")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("-o", "--output", help="write the results to this file (default: stdout)")
+    add_overwrite_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from xclip.inference import load_index, search  # lazy: CLI start-up
+    from xclip.inference import index_files, load_index, model_fingerprint  # lazy: CLI start-up
+    from xclip.inference import search as search_index  # lazy: CLI start-up
     from xclip.inference.device import resolve_device  # lazy: CLI start-up
 
     if args.top_k < 0:
-        raise ValueError(f"--top-k must be >= 0, got {args.top_k}")
+        raise UsageError(f"--top-k must be >= 0, got {args.top_k}")
     index = load_index(args.index)
     model_src = args.model or index.model.get("source")
     if not model_src or model_src == "XCLIP":
-        raise ValueError(f"{args.index} does not record its model; pass --model")
+        raise UsageError(f"{args.index} does not record its model; pass --model")
+    if args.output not in (None, "-"):
+        guards = input_guards(args, model=model_src, extra_inputs=index_files(args.index))
+        check_outputs([args.output], overwrite=args.overwrite, **guards)
     model = load_model_from_args(args, model_src).eval()
     if args.device:
         model.to(resolve_device(args.device))
     results = []
     for q in args.queries:
-        hits = search(
+        hits = search_index(
             q, index, model, top_k=args.top_k or None, template=args.template, method=args.method
         )
         results.append((q, hits))
-    out = open_output(args.output)
-    try:
-        write_search_results(out, args.format, results, {"index": args.index, "model": model_src})
-    finally:
-        if out is not sys.stdout:
-            out.close()
-    return 0
+    header = {
+        "index": args.index,
+        "model": model_src,
+        "model_fingerprint": model_fingerprint(model),
+        "method": args.method
+        if args.method != "auto"
+        else ("prompted" if index.tokens is not None else "cosine"),
+        "template": args.template,
+        "top_k": args.top_k,
+    }
+    with open_output(args.output, overwrite=args.overwrite) as out:
+        write_search_results(out, args.format, results, header)
+    return EXIT_OK
