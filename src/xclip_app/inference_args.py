@@ -115,7 +115,7 @@ def input_guards(
     extra_inputs: Iterable[str | os.PathLike] = (),
 ) -> dict[str, Any]:
     """What the run reads, as the keyword arguments of
-    :func:`xclip_app.inference_output.check_outputs`: the ``videos`` (and the files named in
+    :func:`xclip_app.outputs.check_outputs`: the ``videos`` (and the files named in
     ``args.videos``), the folders of ``args.videos`` (scanned for videos), ``--labels-file``,
     the model of ``--model`` (or ``model``) when it is a path, and ``extra_inputs``."""
     inputs: list[str | os.PathLike] = [*videos, *extra_inputs]

@@ -4,11 +4,9 @@ skipped videos and the exit code.
 
 Output files never destroy anything (rule 1 of docs/reliability.md):
 
-- :func:`check_outputs` runs before the model is loaded: an output that is also an input (the
-  same file as a video, the labels file, the index or the model; a file inside the model folder;
-  a file with a video extension inside a folder being scanned) is refused even with
-  ``--overwrite``; an existing output is refused unless ``--overwrite`` is given; an unwritable
-  location is refused. Each is one line, exit code 2.
+- :func:`xclip_app.outputs.check_outputs` runs before the model is loaded (an output that is
+  also an input, an existing output without ``--overwrite``, an unwritable location: one line,
+  exit code 2).
 - :func:`open_output` writes through :func:`xclip.atomic.atomic_open`: results stream into a
   hidden temporary file beside the target, which is renamed into place only when the run ends
   without error. A run that fails, is interrupted or killed leaves any earlier file as it was; a
@@ -21,15 +19,14 @@ import argparse
 import contextlib
 import csv
 import json
-import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
-from xclip_app.exit_codes import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, UsageError
+from xclip_app.exit_codes import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
+from xclip_app.outputs import output_error
 
 if TYPE_CHECKING:
     from xclip.inference import Prediction, SearchHit, VideoFailure
@@ -37,7 +34,6 @@ if TYPE_CHECKING:
 __all__ = [
     "FORMATS",
     "PredictionWriter",
-    "check_outputs",
     "exit_code",
     "format_timestamp",
     "open_output",
@@ -47,91 +43,6 @@ __all__ = [
 ]
 
 FORMATS = ("table", "json", "jsonl", "csv")
-
-
-def check_outputs(
-    outputs: Sequence[str | os.PathLike],
-    *,
-    overwrite: bool,
-    inputs: Iterable[str | os.PathLike] = (),
-    protected_folders: Iterable[str | os.PathLike] = (),
-    scanned_folders: Iterable[str | os.PathLike] = (),
-) -> None:
-    """Refuse, with one line (:class:`UsageError`), output files that would destroy something.
-
-    ``outputs``: the files the command will write (one, or an index and its sidecars);
-    ``inputs``: files the run reads (videos, labels file, index, model file); an output that is
-    the same file is refused even with ``--overwrite``. ``protected_folders`` (a model folder):
-    no output inside. ``scanned_folders`` (folders searched for videos): no output with a video
-    extension inside (it would be read as a video). Then an existing output is refused unless
-    ``overwrite``, and an output whose folder cannot be written is refused.
-    """
-    from xclip.data.video import VIDEO_EXTENSIONS  # lazy: CLI start-up
-
-    outs = [Path(o) for o in outputs]
-    input_ids: dict[tuple[int, int], str] = {}
-    if any(o.exists() for o in outs):
-        for i in inputs:
-            with contextlib.suppress(OSError):
-                st = os.stat(i)
-                input_ids.setdefault((st.st_dev, st.st_ino), os.fspath(i))
-    protected = [Path(f).resolve() for f in protected_folders]
-    scanned = [Path(f).resolve() for f in scanned_folders]
-    for out in outs:
-        if out.is_dir():
-            raise UsageError(f"the output {out} is a folder; give a file name, e.g. {out}/results")
-        if out.exists():
-            st = out.stat()
-            same = input_ids.get((st.st_dev, st.st_ino))
-            if same is not None:
-                raise UsageError(
-                    f"the output {out} is also an input ({same}); write the results to another "
-                    f"file (--overwrite never replaces an input)"
-                )
-        real = out.resolve()
-        for folder in protected:
-            if real.is_relative_to(folder):
-                raise UsageError(
-                    f"the output {out} is inside the model folder {folder}; write the results "
-                    f"elsewhere"
-                )
-        if real.suffix.lower() in VIDEO_EXTENSIONS:
-            for folder in scanned:
-                if real.is_relative_to(folder):
-                    raise UsageError(
-                        f"the output {out} has a video extension inside the input folder "
-                        f"{folder}, so it would be read as a video; write it elsewhere or give it "
-                        f"another extension (e.g. .jsonl)"
-                    )
-    for out in outs:
-        if out.exists() and not overwrite:
-            raise UsageError(
-                f"{out} already exists; add --overwrite to replace it, or choose another output"
-            )
-    for out in outs:
-        parent = out.parent
-        while not parent.exists() and parent != parent.parent:
-            parent = parent.parent
-        if not parent.is_dir():
-            raise UsageError(f"cannot write {out}: {parent} is not a folder")
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise UsageError(
-                f"cannot write {out}: no permission to write in {parent}; choose another output"
-            )
-
-
-def output_error(path: str | os.PathLike, e: OSError) -> UsageError:
-    """The one line for an output that could not be written (a full disk, a read-only file
-    system, the target created meanwhile)."""
-    if isinstance(e, FileExistsError):
-        return UsageError(
-            f"{path} already exists (created while this run was writing); add --overwrite to "
-            f"replace it, or choose another output"
-        )
-    return UsageError(
-        f"cannot write {path}: {e.strerror or e}; free some space or choose another output "
-        f"(nothing was written, an earlier {Path(path).name} is unchanged)"
-    )
 
 
 class _OutputFile:

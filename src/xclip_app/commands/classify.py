@@ -26,12 +26,12 @@ from xclip_app.inference_args import (
 from xclip_app.inference_output import (
     FORMATS,
     PredictionWriter,
-    check_outputs,
     exit_code,
     open_output,
     progress_bar,
     report_failures,
 )
+from xclip_app.outputs import check_outputs
 
 NAME = "classify"
 HELP = "classify videos (files or folders) with your own labels: ranked probabilities or a timeline"

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from xclip_app.exit_codes import UsageError
+from xclip_app.outputs import check_outputs
 
 NAME = "convert-openai"
 HELP = (
@@ -17,6 +18,7 @@ HELP = (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", type=Path, help="OpenAI CLIP archive, e.g. ~/.cache/clip/ViT-B-32.pt")
     p.add_argument("output", type=Path, help="output .safetensors file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT file")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"output must end in .safetensors, got {args.output}")
     if not args.input.is_file():
         raise UsageError(f"input file not found: {args.input}")
+    check_outputs([args.output], overwrite=args.overwrite, inputs=[args.input])
     weights = convert_openai_jit(args.input, args.output)
     sd = weights.state_dict
     n_params = sum(v.numel() for v in sd.values())

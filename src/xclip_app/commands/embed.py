@@ -24,12 +24,12 @@ from xclip_app.inference_args import (
     read_labels,
 )
 from xclip_app.inference_output import (
-    check_outputs,
     exit_code,
     output_error,
     progress_bar,
     report_failures,
 )
+from xclip_app.outputs import check_outputs
 
 NAME = "embed"
 HELP = "write video embeddings (and label-text embeddings) to an index for `search`"

@@ -19,10 +19,10 @@ from xclip_app.inference_args import (
 )
 from xclip_app.inference_output import (
     FORMATS,
-    check_outputs,
     open_output,
     write_search_results,
 )
+from xclip_app.outputs import check_outputs
 
 NAME = "search"
 HELP = "rank the videos of an index (from `embed`) for text queries (text-to-video retrieval)"
