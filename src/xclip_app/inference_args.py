@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from xclip.errors import InputError
+
 if TYPE_CHECKING:
     from xclip import XCLIP
     from xclip.inference import VideoClassifier
@@ -142,12 +144,12 @@ def read_labels(args: argparse.Namespace) -> list[str] | None:
         lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
         labels = [ln for ln in lines if ln and not ln.startswith("#")]
         if not labels:
-            raise ValueError(f"labels file {path} has no labels; write one label per line")
+            raise InputError(f"labels file {path} has no labels; write one label per line")
     elif getattr(args, "labels", None) is not None:
         # empty items ("a,,b", a trailing comma) are dropped
         labels = [s.strip() for s in args.labels.split(",") if s.strip()]
         if not labels:
-            raise ValueError("--labels is empty; give comma-separated texts, e.g. --labels 'a,b'")
+            raise InputError("--labels is empty; give comma-separated texts, e.g. --labels 'a,b'")
     else:
         return None
     return check_labels(labels)
@@ -183,7 +185,7 @@ def load_model_from_args(args: argparse.Namespace, model: str | None = None) -> 
     for opt in ("num_frames", "image_size", "num_clips", "batch_size"):
         v = getattr(args, opt, None)
         if v is not None and v < 1:
-            raise ValueError(f"--{opt.replace('_', '-')} must be >= 1, got {v}")
+            raise InputError(f"--{opt.replace('_', '-')} must be >= 1, got {v}")
     return load_inference_model(
         model or args.model,
         num_frames=args.num_frames,

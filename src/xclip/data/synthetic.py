@@ -29,6 +29,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from xclip.errors import InputError
+
 __all__ = [
     "BARCODE_BITS",
     "CODECS",
@@ -69,7 +71,7 @@ def _cells(width: int, height: int) -> list[tuple[int, int, int, int]]:
 
 def _bits_for(index: int) -> list[int]:
     if not 0 <= index <= _MAX_INDEX:
-        raise ValueError(f"frame index {index} does not fit the bar code (0..{_MAX_INDEX})")
+        raise InputError(f"frame index {index} does not fit the bar code (0..{_MAX_INDEX})")
     data = [(index >> b) & 1 for b in range(BARCODE_BITS)]
     parity = [sum(data[0::2]) & 1, sum(data[1::2]) & 1]
     # cell 0 = white marker, cell _COLS (first cell of row 1) = black marker
@@ -90,7 +92,7 @@ def make_indexed_frame(index: int, size: tuple[int, int], seed: int = 0) -> np.n
     """One RGB uint8 frame ``[H, W, 3]`` of ``size=(width, height)`` showing ``index``."""
     width, height = size
     if width < _COLS * 3 or height < 16:
-        raise ValueError(f"frame size {size} is too small for the bar code (min {_COLS * 3}x16)")
+        raise InputError(f"frame size {size} is too small for the bar code (min {_COLS * 3}x16)")
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     t = float(index)
     # panning texture
@@ -124,7 +126,7 @@ def read_frame_index(frame) -> int:
         frame = frame.detach().cpu().numpy()
     arr = np.asarray(frame)
     if arr.ndim != 3 or arr.shape[-1] != 3:
-        raise ValueError(f"expected an [H, W, 3] frame, got shape {arr.shape}")
+        raise InputError(f"expected an [H, W, 3] frame, got shape {arr.shape}")
     height, width = arr.shape[:2]
     gray = arr.astype(np.float32).mean(axis=-1)
     bits = []
@@ -136,13 +138,13 @@ def read_frame_index(frame) -> int:
         elif v < 85:
             bits.append(0)
         else:
-            raise ValueError(f"unreadable bar code cell (mean {v:.0f})")
+            raise InputError(f"unreadable bar code cell (mean {v:.0f})")
     if bits[0] != 1 or bits[_COLS] != 0:
-        raise ValueError("bar code markers not found (frame rotated or not synthetic?)")
+        raise InputError("bar code markers not found (frame rotated or not synthetic?)")
     payload = [b for k, b in enumerate(bits) if k not in (0, _COLS)]
     data, parity = payload[:BARCODE_BITS], payload[BARCODE_BITS:]
     if parity != [sum(data[0::2]) & 1, sum(data[1::2]) & 1]:
-        raise ValueError("bar code parity mismatch")
+        raise InputError("bar code parity mismatch")
     return sum(bit << k for k, bit in enumerate(data))
 
 
@@ -184,7 +186,7 @@ def write_video(
     try:
         first = next(it)
     except StopIteration:
-        raise ValueError("write_video needs at least one frame") from None
+        raise InputError("write_video needs at least one frame") from None
     first = np.ascontiguousarray(first, dtype=np.uint8)
     height, width = first.shape[:2]
     odd = width % 2 or height % 2
@@ -243,7 +245,7 @@ def write_video(
         for i, arr in enumerate(frames_all()):
             arr = np.ascontiguousarray(arr, dtype=np.uint8)
             if arr.shape[:2] != (height, width):
-                raise ValueError(f"frame {i} has shape {arr.shape}, expected {(height, width, 3)}")
+                raise InputError(f"frame {i} has shape {arr.shape}, expected {(height, width, 3)}")
             frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
             if timestamps is not None:
                 frame.pts = int(round(timestamps[i] * 90000))
@@ -255,7 +257,7 @@ def write_video(
                 container.mux(packet)
             count += 1
         if timestamps is not None and count != len(timestamps):
-            raise ValueError(f"{count} frames but {len(timestamps)} timestamps")
+            raise InputError(f"{count} frames but {len(timestamps)} timestamps")
         for packet in stream.encode():
             container.mux(packet)
     finally:
@@ -286,7 +288,7 @@ def make_indexed_clip(
     ``faststart``).
     """
     if rotation % 90:
-        raise ValueError("rotation must be a multiple of 90 degrees")
+        raise InputError("rotation must be a multiple of 90 degrees")
     k = (rotation // 90) % 4
 
     def gen():

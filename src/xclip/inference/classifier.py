@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from xclip.errors import InputError
+
 from ..model import XCLIP, VideoFeatures
 from ..tokenizer import tokenize
 from .errors import explain_decode_errors
@@ -225,14 +227,14 @@ class VideoClassifier(VideoPipeline):
             raise TypeError("timeline() takes one video; call it once per video")
         stride = window if stride is None else stride
         if not window > 0 or not stride > 0:
-            raise ValueError(f"window and stride must be > 0 seconds, got {window} and {stride}")
+            raise InputError(f"window and stride must be > 0 seconds, got {window} and {stride}")
         labels = self.labels if labels is None else check_labels(labels)
         text = self.text_features(labels)
         if isinstance(video, np.ndarray | torch.Tensor):
             if fps is None or fps <= 0:
-                raise ValueError("timeline() of raw frames needs their frame rate: fps=...")
+                raise InputError("timeline() of raw frames needs their frame rate: fps=...")
             if video.dtype not in (np.uint8, torch.uint8) or video.ndim != 4 or not len(video):
-                raise ValueError(
+                raise InputError(
                     f"timeline() takes uint8 frames [N, H, W, 3], got {video.dtype} "
                     f"{tuple(video.shape)}"
                 )

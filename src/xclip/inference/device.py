@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from xclip.errors import InputError
+
 from .errors import one_line_error
 
 __all__ = ["resolve_device"]
@@ -17,7 +19,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, ValueError) as e:
-        raise ValueError(f"invalid device {device!r}: {one_line_error(e)}") from None
+        raise InputError(f"invalid device {device!r}: {one_line_error(e)}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+        raise InputError(f"device {device!r} requested but CUDA is not available; use --device cpu")
     return dev

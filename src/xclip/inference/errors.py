@@ -16,15 +16,16 @@ import contextlib
 from collections.abc import Iterator
 
 from xclip.data.video import VideoDecodeError
+from xclip.errors import InputError
 
 __all__ = ["BAD_VIDEO_ERRORS", "UnreadableVideoError", "explain_decode_errors", "one_line_error"]
 
 
-class UnreadableVideoError(VideoDecodeError, ValueError):
+class UnreadableVideoError(VideoDecodeError, InputError):
     """A video the decoder cannot read, with the fix in its message.
 
     A :class:`~xclip.data.video.VideoDecodeError` (so batch runs skip exactly these) and a
-    ``ValueError`` (a bad input, for callers and the command line's one-line errors).
+    ``InputError`` (a bad input: a ``ValueError`` for callers, one line on the command line).
     """
 
     def __init__(self, path: str, reason: str):

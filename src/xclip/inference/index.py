@@ -29,6 +29,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
+from xclip.errors import InputError
+
 from ..atomic import atomic_open
 from ..model import XCLIP
 from .errors import one_line_error
@@ -98,7 +100,7 @@ class VideoIndex:
         """
         path = Path(path)
         if path.suffix not in (".safetensors", ".npy"):
-            raise ValueError(f"index file must end in .safetensors or .npy, got {path.name!r}")
+            raise InputError(f"index file must end in .safetensors or .npy, got {path.name!r}")
         if not overwrite:
             for f in index_files(path):
                 if f.exists():
@@ -143,7 +145,7 @@ class VideoIndex:
         want = self.model.get("fingerprint")
         have = model_fingerprint(model)
         if want and want != have:
-            raise ValueError(
+            raise InputError(
                 f"the index was built with other model weights ({self.model.get('source')}, "
                 f"fingerprint {want}) than the given model (fingerprint {have}); search with the "
                 f"same model as embed, or rebuild the index"
@@ -193,7 +195,7 @@ class _HashingWriter:
         return self.h.hexdigest()
 
 
-class _IndexFileError(ValueError):
+class _IndexFileError(InputError):
     """A problem :func:`load_index` found and explained itself (not wrapped again)."""
 
 
@@ -255,10 +257,10 @@ def load_index(path: str | os.PathLike) -> VideoIndex:
         raise
     except (SafetensorError, OSError, KeyError, ValueError) as e:
         # a corrupt or foreign file: bad header, missing metadata key, unreadable sidecar
-        raise ValueError(f"{bad} ({type(e).__name__}: {one_line_error(e)})") from e
+        raise InputError(f"{bad} ({type(e).__name__}: {one_line_error(e)})") from e
     paths = list(meta["paths"])
     if embeds.ndim != 2 or embeds.shape[0] != len(paths):
-        raise ValueError(f"{path}: {embeds.shape[0]} embeddings for {len(paths)} paths; rebuild it")
+        raise InputError(f"{path}: {embeds.shape[0]} embeddings for {len(paths)} paths; rebuild it")
     return VideoIndex(
         paths=paths,
         embeds=embeds.float(),

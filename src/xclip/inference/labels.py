@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
+from xclip.errors import InputError
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["check_labels", "check_template"]
@@ -41,10 +43,10 @@ def check_labels(labels: Iterable[str]) -> list[str]:
         )
     out = [lb.strip() for lb in items]
     if not out:
-        raise ValueError("no labels given; give at least two label texts, e.g. 'cooking,dancing'")
+        raise InputError("no labels given; give at least two label texts, e.g. 'cooking,dancing'")
     empty = [i + 1 for i, lb in enumerate(out) if not lb]
     if empty:
-        raise ValueError(f"label(s) at position {empty} are empty; remove them")
+        raise InputError(f"label(s) at position {empty} are empty; remove them")
     seen: dict[str, int] = {}
     dups = []
     for i, lb in enumerate(out):
@@ -54,7 +56,7 @@ def check_labels(labels: Iterable[str]) -> list[str]:
         else:
             seen[key] = i
     if dups:
-        raise ValueError(
+        raise InputError(
             f"duplicate labels: {', '.join(dups)}; give each label once (case and spacing are "
             f"ignored by the tokenizer)"
         )
@@ -67,7 +69,7 @@ def check_template(template: str) -> str:
     """``template`` unchanged, or ``ValueError`` unless it holds ``{}`` (where the label goes)
     exactly once."""
     if not isinstance(template, str) or template.count("{}") != 1:
-        raise ValueError(
+        raise InputError(
             f"template must contain '{{}}' exactly once, where the label goes "
             f"(e.g. 'a video of a person {{}}'), got {template!r}"
         )

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from xclip.errors import InputError
+
 from ..checkpoint import CheckpointError
 from ..config import list_models, registered_name
 from ..factory import create_model, load_model
@@ -67,7 +69,7 @@ def load_inference_model(
     if diff:
         what = ", ".join(f"{k}={v} (the model has {getattr(cfg, k)})" for k, v in diff.items())
         if not interpolate or isinstance(source, XCLIP):
-            raise ValueError(
+            raise InputError(
                 f"the model was trained for {cfg.num_frames} frames at {cfg.image_size}px but "
                 f"{what} was requested; leave the option out (the model's values are used "
                 f"automatically)"

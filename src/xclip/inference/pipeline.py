@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from xclip.errors import InputError
+
 from ..data.sampling import sample_frame_indices
 from ..data.transforms import EvalTransform
 from ..data.video import VideoReader, find_videos, open_video
@@ -130,13 +132,13 @@ class VideoPipeline:
             if not isinstance(v, int) or isinstance(v, bool):
                 raise TypeError(f"{key} must be an int, got {type(v).__name__}")
         if num_clips < 1:
-            raise ValueError(f"num_clips must be >= 1, got {num_clips}")
+            raise InputError(f"num_clips must be >= 1, got {num_clips}")
         if num_crops not in (1, 3):
-            raise ValueError(f"num_crops must be 1 or 3, got {num_crops}")
+            raise InputError(f"num_crops must be 1 or 3, got {num_crops}")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
         if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.num_clips, self.num_crops = num_clips, num_crops
         self.batch_size = batch_size
         self.precision = precision
@@ -187,14 +189,14 @@ class VideoPipeline:
             what = name or "<tensor>"
             clips = video.unsqueeze(0) if video.ndim == 4 else video
             if clips.ndim != 5:
-                raise ValueError(
+                raise InputError(
                     f"{what}: a preprocessed clip must be float [T, 3, S, S] or [V, T, 3, S, S], "
                     f"got shape {tuple(video.shape)}"
                 )
             self.model.check_video(clips)  # T, channels and size of this model
             if not bool(torch.isfinite(clips).all()):
                 bad = int((~torch.isfinite(clips)).sum())
-                raise ValueError(
+                raise InputError(
                     f"{what}: the clip holds {bad} NaN or infinite value(s); preprocessed clips "
                     f"must be finite (check the code that made it)"
                 )
@@ -209,7 +211,7 @@ class VideoPipeline:
                     f"as a torch tensor), got dtype {arr.dtype}"
                 )
             if arr.ndim != 4 or 3 not in (arr.shape[-1], arr.shape[1]) or 0 in arr.shape:
-                raise ValueError(
+                raise InputError(
                     f"{what}: raw frames must be uint8 [N, H, W, 3] or [N, 3, H, W] with N >= 1, "
                     f"got shape {tuple(arr.shape)}"
                 )

@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from xclip.errors import InputError
+
 from ..model import XCLIP, VideoFeatures
 from ..tokenizer import tokenize
 from .index import VideoIndex
@@ -147,18 +149,18 @@ def search(
             f"model must be an XCLIP (e.g. load_inference_model(...)), got {type(model).__name__}"
         )
     if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 0):
-        raise ValueError(f"top_k must be an int >= 0 or None (all videos), got {top_k!r}")
+        raise InputError(f"top_k must be an int >= 0 or None (all videos), got {top_k!r}")
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise InputError(f"batch_size must be >= 1, got {batch_size}")
     if not query.strip():
-        raise ValueError("the search query is empty; give a text such as 'a person dancing'")
+        raise InputError("the search query is empty; give a text such as 'a person dancing'")
     if method not in ("auto", "prompted", "cosine"):
-        raise ValueError(f"method must be auto, prompted or cosine, got {method!r}")
+        raise InputError(f"method must be auto, prompted or cosine, got {method!r}")
     index.check_model(model)
     if method == "auto":
         method = "prompted" if index.tokens is not None else "cosine"
     if method == "prompted" and index.tokens is None:
-        raise ValueError(
+        raise InputError(
             "this index was saved without tokens (embed --no-tokens), so only --method cosine "
             "works; rebuild it without --no-tokens for the prompted score"
         )

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from xclip.errors import InputError
+
 __all__ = [
     "COLOURS",
     "MOTIONS",
@@ -90,7 +92,7 @@ def _polygon(shape: str, cx: float, cy: float, size: float, angle: float) -> np.
                 (-1, w), (-1, -w), (-w, -w)]  # fmt: skip
         pts = np.array(base, np.float64) * r
     else:
-        raise ValueError(f"unknown shape {shape!r}; valid: {SHAPES}")
+        raise InputError(f"unknown shape {shape!r}; valid: {SHAPES}")
     c, s = math.cos(angle), math.sin(angle)
     rot = np.array([[c, -s], [s, c]])
     return pts @ rot.T + np.array([cx, cy])
@@ -173,7 +175,7 @@ def caption_attributes(caption: str) -> dict[str, str]:
     ``{"colour": "red", "shape": "square", "pos": "top"}``."""
     m = _CAPTION.match(caption)
     if m is None:
-        raise ValueError(f"unexpected caption {caption!r}")
+        raise InputError(f"unexpected caption {caption!r}")
     d = {k: v for k, v in m.groupdict().items() if v}
     if d.get("shape") == "object":
         del d["shape"]

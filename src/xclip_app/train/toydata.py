@@ -23,6 +23,7 @@ import numpy as np
 
 from xclip.data.annotations import write_labels_csv, write_video_list
 from xclip.data.synthetic import write_video
+from xclip.errors import InputError
 
 CLASSES = ["red", "green", "blue", "yellow"]
 _COLOURS = {
@@ -70,7 +71,7 @@ def make_toy_dataset(
 ) -> dict[str, Path]:
     """Write the dataset (see the module docstring); returns the paths of its files."""
     if not 1 <= num_classes <= len(CLASSES):
-        raise ValueError(f"num_classes must be in 1..{len(CLASSES)}")
+        raise InputError(f"num_classes must be in 1..{len(CLASSES)}")
     out = Path(out)
     rng = np.random.default_rng(seed)
     names = CLASSES[:num_classes]
