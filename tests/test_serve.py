@@ -8,6 +8,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import threading
 import urllib.parse
 
@@ -224,6 +225,21 @@ def test_serve_command_errors(capsys, tmp_path):
     assert rc == 2 and "is not a folder" in err and "Traceback" not in err
     rc = main(["serve", "--model", "xclip_test", "--labels", "a,A"])
     assert rc == 2 and "duplicate" in capsys.readouterr().err
+    rc = main(
+        ["serve", "--model", "xclip_test", "--max-upload-mb", "8", "--max-upload-memory-mb", "4"]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2 and "--max-upload-memory-mb (4) must be at least --max-upload-mb (8)" in err
+    assert len(err.strip().splitlines()) == 1
+    rc = main(["serve", "--model", "xclip_test", "--max-connections", "0"])
+    assert rc == 2 and "--max-connections must be >= 1" in capsys.readouterr().err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        rc = main(["serve", "--model", "xclip_test", "--host", "127.0.0.1", "--port", port])
+    err = capsys.readouterr().err
+    assert rc == 2 and "pick another --port" in err and "Traceback" not in err
 
 
 # ---------------------------------------------------------------------------------------------

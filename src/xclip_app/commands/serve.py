@@ -8,9 +8,11 @@ in ``docs/inference.md`` and ``xclip_app.serve.server``.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 from pathlib import Path
 
+from xclip_app.exit_codes import UsageError
 from xclip_app.inference_args import (
     add_model_arguments,
     add_view_arguments,
@@ -45,6 +47,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--max-upload-mb", type=float, default=100.0, help="upload size limit in MiB (default 100)"
     )
+    g.add_argument(
+        "--max-upload-memory-mb",
+        type=float,
+        help="upload bytes held in memory at once, all requests together; more get a 503 "
+        "(default: 2 x --max-upload-mb)",
+    )
+    g.add_argument(
+        "--max-connections",
+        type=int,
+        default=32,
+        help="open connections at once; more get a 503 (default %(default)s)",
+    )
+    g.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests whose Host header is NAME (repeatable; .example.com allows "
+        "its subdomains). Loopback names, IP addresses and, when --host is not loopback, this "
+        "machine's name are always allowed",
+    )
     g.add_argument("--top-k", type=int, default=0, help="labels returned (default 0 = all)")
 
 
@@ -52,15 +75,25 @@ def run(args: argparse.Namespace) -> int:
     from xclip_app.serve import ServeConfig, make_server  # lazy: CLI start-up
 
     if args.max_upload_mb <= 0:
-        raise ValueError(f"--max-upload-mb must be > 0, got {args.max_upload_mb}")
+        raise UsageError(f"--max-upload-mb must be > 0, got {args.max_upload_mb:g}")
+    memory_mb = args.max_upload_memory_mb
+    if memory_mb is None:
+        memory_mb = 2 * args.max_upload_mb
+    if memory_mb < args.max_upload_mb:
+        raise UsageError(
+            f"--max-upload-memory-mb ({memory_mb:g}) must be at least --max-upload-mb "
+            f"({args.max_upload_mb:g})"
+        )
+    if args.max_connections < 1:
+        raise UsageError(f"--max-connections must be >= 1, got {args.max_connections}")
     if not 0 <= args.port <= 65535:
-        raise ValueError(f"--port must be 0..65535, got {args.port}")
+        raise UsageError(f"--port must be 0..65535, got {args.port}")
     if args.labels_file:
         args.labels = None
     labels = read_labels(args)
     videos_dir = Path(args.videos_dir) if args.videos_dir else None
     if videos_dir is not None and not videos_dir.is_dir():
-        raise FileNotFoundError(f"--videos-dir {videos_dir} is not a folder")
+        raise UsageError(f"--videos-dir {videos_dir} is not a folder")
     model = load_model_from_args(args)
     clf = classifier_from_args(args, model, labels)
     config = ServeConfig(
@@ -69,17 +102,22 @@ def run(args: argparse.Namespace) -> int:
         template=clf.template,
         videos_dir=videos_dir,
         max_upload_bytes=int(args.max_upload_mb * 2**20),
+        max_upload_memory_bytes=int(memory_mb * 2**20),
+        max_connections=args.max_connections,
+        allow_hosts=list(args.allow_host),
         top_k=args.top_k,
     )
     try:
         server = make_server(clf, config, args.host, args.port)
     except OSError as e:
-        raise ValueError(
-            f"cannot listen on {args.host}:{args.port} ({e.strerror or e}); pick another --port"
+        fix = "pick another --port" if e.errno == errno.EADDRINUSE else "check --host"
+        raise UsageError(
+            f"cannot listen on {args.host}:{args.port} ({e.strerror or e}); {fix}"
         ) from None
     if not server.loopback:
         logger.warning(
-            "listening on %s: other machines can reach this server; it has no authentication",
+            "listening on %s: other machines can reach this server; it has no authentication. "
+            "Requests must name it by IP address, this machine's name or an --allow-host name",
             args.host,
         )
     print(f"xclip-video serve: open {server.url}  (Ctrl+C to stop)", flush=True)

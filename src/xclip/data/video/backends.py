@@ -46,13 +46,17 @@ def open_video(source: VideoSource, backend: str | None = "auto", **kwargs: Any)
     ``backend``: ``"pyav"``, ``"torchcodec"``, ``"decord"`` or ``"auto"`` (= ``"pyav"``, the
     fastest or equal-fastest in ``benchmarks/bench_data.py`` and the only one that is always
     installed). Keyword arguments go to the reader (``num_threads``, ``timeout``, ``watchdog``,
-    ``name``, ...; options a backend does not have are ignored by it).
+    ``name``, ...; options a backend does not have are ignored by it, except ``untrusted=True``,
+    which only the PyAV backend implements and the others refuse).
     """
     name = "pyav" if backend in ("auto", None, "") else str(backend).lower()
     if name not in _READERS:
         raise InputError(
             f"unknown video backend {backend!r}; choose from auto, {', '.join(BACKENDS)}"
         )
+    if kwargs.get("untrusted") and name != "pyav":
+        # ignoring it would silently decode a stranger's playlist without the restriction
+        raise ValueError(f"untrusted=True needs the pyav backend, not {name!r}")
     return _READERS[name](source, **kwargs)
 
 

@@ -7,11 +7,17 @@ position and otherwise decodes forward, so 8 frames of a long clip never cost a 
 a long GOP never costs one seek per frame. Packets are decoded one by one and FFmpeg errors are
 caught, so truncated or partly garbled files give every frame that can be decoded; frames whose
 data is known to be damaged raise instead of coming back concealed (``strict=True``).
+
+Files from strangers (``untrusted=True``, used by the local server) are opened with FFmpeg limited
+to the one file or buffer given and to real video containers (:data:`UNTRUSTED_FORMATS`): a
+playlist (HLS ``.m3u8``, ``ffconcat``) or any other format that opens further files or URLs is
+refused before it reads anything else.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import time
 from collections import deque
@@ -30,7 +36,16 @@ from xclip.data.video.reader import (
 )
 from xclip.data.video.watchdog import decode_watchdog
 
-__all__ = ["PyAVReader"]
+__all__ = ["UNTRUSTED_FORMATS", "PyAVReader"]
+
+# FFmpeg demuxers of the containers in VIDEO_EXTENSIONS (and raw video streams, which hold one
+# stream and nothing else). Not here, on purpose: hls, dash, concat, image2 and every other
+# demuxer that opens further files or URLs named inside the file it reads.
+UNTRUSTED_FORMATS: tuple[str, ...] = (
+    "mov", "mp4", "m4a", "3gp", "3g2", "mj2",  # one FFmpeg demuxer: "mov,mp4,m4a,3gp,3g2,mj2"
+    "matroska", "webm", "avi", "mpeg", "mpegts", "mpegvideo", "asf", "flv", "ogg", "gif",
+    "h264", "hevc", "m4v",
+)  # fmt: skip
 
 
 class PyAVReader(VideoReader):
@@ -56,6 +71,10 @@ class PyAVReader(VideoReader):
         name: path used in error messages (for bytes / file-like sources).
         max_errors: consecutive FFmpeg errors tolerated before the rest of the file is
             considered undecodable.
+        untrusted: the file comes from someone else (an upload, a shared folder): FFmpeg may
+            read only ``source`` itself (the ``file`` protocol for a path, no protocol at all
+            for bytes or file objects) and only the containers of :data:`UNTRUSTED_FORMATS`, so
+            a playlist cannot make it open other files or URLs (``VideoDecodeError``).
     """
 
     backend = "pyav"
@@ -73,6 +92,7 @@ class PyAVReader(VideoReader):
         strict: bool = True,
         name: str | None = None,
         max_errors: int = 300,
+        untrusted: bool = False,
     ):
         super().__init__(source, name=name, watchdog=watchdog)
         import av  # lazy: optional dependency
@@ -83,6 +103,7 @@ class PyAVReader(VideoReader):
         self.skip_nonref = skip_nonref
         self.strict = strict
         self.max_errors = max_errors
+        self.untrusted = untrusted
         self._container = None
         self._deadline = None
         self._reformatter = None
@@ -153,10 +174,25 @@ class PyAVReader(VideoReader):
         kwargs: dict[str, Any] = {}
         if self.timeout is not None:
             kwargs["timeout"] = (self.timeout, self.timeout)
+        if self.untrusted:
+            kwargs["container_options"] = {
+                "format_whitelist": ",".join(UNTRUSTED_FORMATS),
+                # "none" names no protocol: a buffer's demuxer may open nothing at all
+                "protocol_whitelist": "file" if isinstance(source, str) else "none",
+            }
         try:
             self._container = av.open(source, "r", **kwargs)
         except (av.FFmpegError, OSError, ValueError) as e:
-            raise self._fail(f"cannot open as a video container ({type(e).__name__}: {e})") from e
+            # (FFmpeg refuses a format off the whitelist with EINVAL: say what that means)
+            hint = (
+                "; only video files are accepted here, not playlists or other formats that "
+                "refer to further files"
+                if self.untrusted and getattr(e, "errno", None) == errno.EINVAL
+                else ""
+            )
+            raise self._fail(
+                f"cannot open as a video container ({type(e).__name__}: {e}){hint}"
+            ) from e
         container = self._container
         try:
             if not container.streams.video:
