@@ -58,6 +58,7 @@ from typing import Any
 from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from xclip.data.video import VIDEO_EXTENSIONS, VideoDecodeError, open_video
+from xclip.errors import InputError
 from xclip.inference import PreparedVideo, VideoClassifier, check_labels
 
 from .allowed_hosts import AllowedHosts, host_name
@@ -739,9 +740,9 @@ def make_server(
         if not config.videos_dir.is_dir():
             raise FileNotFoundError(f"--videos-dir {config.videos_dir} is not a folder")
     if config.max_connections < 1:
-        raise ValueError(f"--max-connections must be >= 1, got {config.max_connections}")
+        raise InputError(f"--max-connections must be >= 1, got {config.max_connections}")
     if config.max_upload_memory_bytes < config.max_upload_bytes:
-        raise ValueError(
+        raise InputError(
             f"--max-upload-memory-mb ({config.max_upload_memory_bytes / 2**20:g}) must be at "
             f"least --max-upload-mb ({config.max_upload_bytes / 2**20:g}), or no upload of the "
             f"largest size could ever be held"

@@ -56,7 +56,7 @@ def open_video(source: VideoSource, backend: str | None = "auto", **kwargs: Any)
         )
     if kwargs.get("untrusted") and name != "pyav":
         # ignoring it would silently decode a stranger's playlist without the restriction
-        raise ValueError(f"untrusted=True needs the pyav backend, not {name!r}")
+        raise InputError(f"untrusted=True needs the pyav backend, not {name!r}")
     return _READERS[name](source, **kwargs)
 
 
