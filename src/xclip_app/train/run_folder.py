@@ -245,7 +245,9 @@ def plan_run(
     if continuing:
         old = _stored_identity(ckpt, run_dir)
         if old is None:
-            log.warning("%s records no config: cannot check that the run is the same", ckpt)
+            log.warning(
+                "%s records no config: cannot check that the run is the same", ckpt or run_dir
+            )
         else:
             diffs = identity_differences(old, run_identity(cfg, world_size), cfg)
             if diffs:

@@ -117,24 +117,24 @@ class Trainer:
 
     def _plan(self) -> RunPlan:
         """Rank 0 decides what to do with the run folder; every rank gets the same decision (or
-        the same refusal) before anything is written."""
-        plan, error, failed = None, None, False
+        the same refusal) before anything is written, so no rank waits for one that stopped."""
+        plan, error = None, None
         if self.info.is_main:
             try:
                 plan = plan_run(
                     self.run_dir, self.cfg, self.info.world_size, self.resume, self.overwrite
                 )
-            except InputError as e:
-                error = str(e)
-            except BaseException:
-                failed = True
-                D.broadcast_object((None, None, True))
+            except BaseException as e:
+                # the user's mistake or environment for the other ranks too; anything else a bug
+                user = isinstance(e, (InputError, OSError))
+                D.broadcast_object((None, ("user" if user else "bug", str(e))))
                 raise
-        plan, error, failed = D.broadcast_object((plan, error, failed))
-        if failed:
-            raise RuntimeError("rank 0 failed while checking the run folder; see its error")
+        plan, error = D.broadcast_object((plan, error))
         if error is not None:
-            raise RunFolderError(error)
+            kind, message = error
+            if kind == "user":
+                raise RunFolderError(message)
+            raise RuntimeError(f"rank 0 failed while checking the run folder: {message}")
         return plan
 
     def setup(self) -> None:
@@ -192,7 +192,10 @@ class Trainer:
             )  # fmt: skip
             vk = self.val_loader.dataset.num_classes
             if vk != k:
-                raise InputError(f"validation labels have {vk} classes, training {k}")
+                raise InputError(
+                    f"data.val_file ({cfg.data.val_file}) has labels of {vk} classes but "
+                    f"data.label_list has {k}; use the label list of the validation videos"
+                )
 
         # model
         clf = build_classifier(cfg, k)
@@ -271,7 +274,10 @@ class Trainer:
         if self.classifier.head is not None:
             self.classifier.head.load_state_dict(read_safetensors(ckpt / C.HEAD_WEIGHTS))
         if state.get("classes") != self.class_names:
-            raise InputError(f"{ckpt} was trained on another label list; resume with the same data")
+            raise InputError(
+                f"{ckpt} was trained on other classes than data.label_list "
+                f"({self.cfg.data.label_list}) names; resume with the run's data.label_list"
+            )
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["scheduler"])
         if state.get("scaler"):
