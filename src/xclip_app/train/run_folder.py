@@ -184,9 +184,9 @@ def plan_run(
             f"--overwrite starts the run in {run_dir} over, --resume auto continues it: pass "
             "one of them"
         )
-    for name in (C.CKPT_DIR, "best"):  # put back what a crash in the middle of a swap left aside
-        recover_dir(run_dir / name)
-    C.recover_checkpoints(run_dir)
+    if resume:  # put back what a crash in the middle of a swap left aside, remove dead temps
+        recover_dir(run_dir / "best")
+        C.recover_checkpoints(run_dir)
     present = run_entries(run_dir)
     plan = RunPlan()
 
