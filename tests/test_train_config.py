@@ -10,7 +10,9 @@ from xclip_app.train.config import (
     ConfigError,
     RunConfig,
     check_paths,
+    config_differences,
     config_to_dict,
+    flatten_config,
     load_config,
     save_config,
 )
@@ -162,3 +164,28 @@ def test_bases_resolve_relative_and_cycles_fail(tmp_path):
         load_config(tmp_path / "c.yaml")
     with pytest.raises(FileNotFoundError):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_config_differences_list_result_changing_keys_in_override_syntax():
+    tiny = CONFIGS / "test/tiny.yaml"
+    old = load_config(tiny)
+    same = load_config(
+        tiny,
+        ["output.print_freq=1", "data.workers=4", "output.dir=elsewhere", "train.threads=3",
+         "data.root=/moved/videos", "data.skip_bad=true", "test.batch_size=1"],
+    )  # fmt: skip
+    assert config_differences(old, same) == []
+    new = load_config(tiny, ["train.lr=1e-3", "model.fix_text=false", "train.betas=[0.8,0.9]"])
+    assert config_differences(config_to_dict(old), new) == [
+        "model.fix_text: true -> false",
+        "train.lr: 0.002 -> 0.001",
+        "train.betas: [0.9, 0.98] -> [0.8, 0.9]",
+    ]
+    # a key the stored config lacks (an older xclip) counts as its default
+    stored = config_to_dict(old)
+    del stored["train"]["clip_grad_norm"]
+    assert config_differences(stored, old) == []
+    assert config_differences(stored, load_config(tiny, ["train.clip_grad_norm=1"])) == [
+        "train.clip_grad_norm: null -> 1.0"
+    ]
+    assert flatten_config(old)["aug.flip"] == 0.5

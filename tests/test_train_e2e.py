@@ -53,11 +53,13 @@ def _overrides(toy, out: Path, *extra: str) -> list[str]:
 
 
 def _losses(run: Path) -> dict[int, float]:
-    """Loss per global iteration (the last record wins: a resumed run re-logs its iterations)."""
+    """Loss per global iteration; each iteration is logged once (a resume drops the rows written
+    after its checkpoint)."""
     out = {}
     for line in (run / "metrics.jsonl").read_text().splitlines():
         row = json.loads(line)
         if row["kind"] == "train":
+            assert row["step"] not in out, f"step {row['step']} logged twice"
             out[row["step"]] = row["loss"]
     return out
 

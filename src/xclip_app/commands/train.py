@@ -3,6 +3,10 @@
     xclip-video train --config configs/k400/b16_8f.yaml data.root=/data/k400 \
         data.train_file=/data/k400/train.txt data.val_file=/data/k400/val.txt
     torchrun --nproc_per_node=8 -m xclip_app.cli train --config ... --resume auto
+
+A run folder that already holds a run is refused (exit 2) unless ``--resume auto`` continues it
+or ``--overwrite`` starts over (the old run is moved to ``RUN.1/``); ``--resume auto`` on a
+finished run prints its summary and writes nothing (exit 0).
 """
 
 from __future__ import annotations
@@ -19,8 +23,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_recipe_arguments(p)
     p.add_argument(
         "--resume",
-        help="'auto' (latest checkpoint in the run folder, or a fresh start), or a checkpoint "
-        "directory / run folder to continue",
+        help="'auto' (continue the run in the run folder: from its latest checkpoint, or from "
+        "scratch if there is none; a finished run is left as it is), or a checkpoint directory "
+        "/ run folder to continue. The config must match the run's (the differences are listed)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start over in a run folder that holds a run: the old run is first moved, whole, to "
+        "the first free RUN.1, RUN.2, ... beside it (nothing is deleted)",
     )
 
 
@@ -33,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     info = D.init(args.device)
     quiet_other_ranks(info)
     try:
-        trainer = Trainer(cfg, resume=args.resume, info=info)
+        trainer = Trainer(cfg, resume=args.resume, overwrite=args.overwrite, info=info)
         try:
             summary = trainer.fit()
         except NonFiniteLossError as e:
@@ -41,6 +52,15 @@ def run(args: argparse.Namespace) -> int:
                 print(f"xclip-video train: stopped: {e}")
             return 3
         if info.is_main:
+            if trainer.moved_to is not None:
+                print(
+                    f"xclip-video train: --overwrite: the previous run is now {trainer.moved_to}/"
+                )
+            if trainer.already_finished:
+                print(
+                    f"xclip-video train: {trainer.run_dir} already finished; nothing to do and "
+                    "nothing written. Start over with --overwrite, or train into another --output."
+                )
             print(summary.table())
         return 0
     finally:

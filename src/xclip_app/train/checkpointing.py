@@ -10,10 +10,17 @@ A checkpoint is a directory ``RUN/checkpoints/epoch_EEE[_iter_IIIIII]/`` holding
   ``torch.load(weights_only=True)``;
 * ``meta.json``: the same position in readable form.
 
-The directory is written under a temporary name and renamed into place, so a directory with a
-final name is always complete (a crash leaves at most a ``.tmp-*`` folder, removed on the next
-save). ``keep_last`` training checkpoints are kept; ``best/`` holds the weights of the best
-single-view accuracy.
+* ``meta.json``: the same position in readable form, the run's identity (resolved config, list
+  fingerprints, number of processes: what ``--resume`` compares) and how many rows of
+  ``metrics.jsonl`` the run had written (a resume drops the rows after them).
+
+The directory is filled under a temporary name and renamed into place by
+:func:`xclip.atomic.atomic_dir`, so a directory with a final name is always complete: ``kill -9``
+in the middle of a save leaves the previous checkpoints untouched and at most a
+``.tmp-<name>-<pid>-*`` folder, removed by the next save or resume. ``keep_last`` training
+checkpoints are kept (an older one is renamed to ``.del-*`` before it is deleted, so a half-deleted
+folder never carries a checkpoint's name); ``best/`` holds the weights of the best single-view
+accuracy, replaced as a unit.
 """
 
 from __future__ import annotations
@@ -24,7 +31,6 @@ import os
 import random
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +39,9 @@ import numpy as np
 import torch
 
 import xclip
+from xclip.atomic import atomic_dir, recover_dir, umask
 from xclip.checkpoint import CheckpointError, read_torch_file, save_json, save_safetensors
+from xclip.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +52,12 @@ __all__ = [
     "find_latest",
     "list_checkpoints",
     "load_train_state",
+    "read_meta",
+    "recover_checkpoints",
+    "resolve_resume",
     "restore_rng",
     "write_checkpoint",
+    "write_weights",
 ]
 
 CKPT_DIR = "checkpoints"
@@ -53,7 +65,7 @@ TRAIN_STATE = "train_state.pt"
 HEAD_WEIGHTS = "head.safetensors"
 _NAME = re.compile(r"^epoch_(\d+)(?:_iter_(\d+))?$")
 FORMAT = "xclip-train-state"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # version 1 states may lack "pending" and "epoch_sums" (both optional)
 
 
 @dataclass(frozen=True, order=True)
@@ -120,29 +132,20 @@ def restore_rng(state: dict[str, Any]) -> None:
 # --- writing --------------------------------------------------------------------------------------
 
 
-def _atomic_dir(final: Path, fill) -> None:
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
-    try:
-        fill(tmp)
-        if final.exists():  # re-saving the same position (e.g. after a resume): replace it
-            old = final.parent / f".old-{final.name}-{os.getpid()}"
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def _save_weights(classifier, out: Path) -> None:
     xclip.save_model(classifier.model, out)
     if classifier.head is not None:
         save_safetensors(
             classifier.head.state_dict(), out / HEAD_WEIGHTS, metadata={"format": "pt"}
         )
+
+
+def _umask_modes(folder: Path) -> None:
+    # the files a plain open() would have made: writers that go through mkstemp leave 0600
+    mode = 0o666 & ~umask()
+    for f in folder.iterdir():
+        if f.is_file():
+            os.chmod(f, mode)
 
 
 def write_checkpoint(
@@ -164,14 +167,33 @@ def write_checkpoint(
         save_json(
             {**meta, "epoch": position.epoch, "iteration": position.iteration}, tmp / "meta.json"
         )
+        _umask_modes(tmp)
 
-    _atomic_dir(final, fill)
-    for stale in ckpt_root.glob(".tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+    atomic_dir(final, fill, overwrite=True)  # the same position again = the same state
+    recover_checkpoints(run_dir)
     ckpts = list_checkpoints(run_dir)
     for old in ckpts[:-keep_last] if keep_last > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+        doomed = old.with_name(f".del-{old.name}-{os.getpid()}")
+        os.replace(old, doomed)  # out of the checkpoint names first, then deleted
+        shutil.rmtree(doomed, ignore_errors=True)
     return final
+
+
+def recover_checkpoints(run_dir: Path) -> None:
+    """Clean ``RUN/checkpoints/`` after crashes: put back a checkpoint left aside in the middle of
+    a replace, remove temporary folders of dead writers and half-deleted old checkpoints."""
+    root = Path(run_dir) / CKPT_DIR
+    if not root.is_dir():
+        return
+    names = set()
+    for p in root.iterdir():
+        kind, _, rest = p.name.partition("-")
+        if kind in (".tmp", ".old") and rest:
+            names.add(rest.split("-", 1)[0])  # checkpoint names hold no "-"
+        elif kind == ".del":
+            shutil.rmtree(p, ignore_errors=True)
+    for name in names:
+        recover_dir(root / name)
 
 
 def write_weights(classifier, out: Path, meta: dict[str, Any]) -> Path:
@@ -180,8 +202,9 @@ def write_weights(classifier, out: Path, meta: dict[str, Any]) -> Path:
     def fill(tmp: Path) -> None:
         _save_weights(classifier, tmp)
         save_json(meta, tmp / "meta.json")
+        _umask_modes(tmp)
 
-    _atomic_dir(out, fill)
+    atomic_dir(out, fill, overwrite=True)  # replaced as a unit
     return out
 
 
@@ -218,7 +241,7 @@ def resolve_resume(resume: str | None, run_dir: Path) -> Path | None:
         return p
     if p.is_dir() and (latest := find_latest(p)) is not None:
         return latest
-    raise FileNotFoundError(
+    raise InputError(
         f"--resume {resume}: not a training checkpoint directory (no {TRAIN_STATE}) nor a run "
         f"folder with checkpoints; use --resume auto to continue the run in output.dir"
     )

@@ -119,7 +119,11 @@ def _rebuild_with(model: xclip.XCLIP, overrides: dict) -> xclip.XCLIP:
     own = new.state_dict()
     missing = [k for k in own if k not in sd]
     if any(not k.startswith(("visual.transformer", "mit.", "prompts")) for k in missing):
-        raise InputError(f"cannot adapt the checkpoint to {overrides}: missing {missing[:5]}")
+        switches = " ".join(f"model.{k}={str(v).lower()}" for k, v in overrides.items())
+        raise InputError(
+            f"cannot adapt the model.init_from weights to {switches}: they lack {missing[:5]}; "
+            "start from weights that have these modules or change those switches"
+        )
     new.load_state_dict({k: v for k, v in sd.items() if k in own}, strict=False)
     return new
 

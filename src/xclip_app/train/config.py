@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import types
 import typing
 from collections.abc import Sequence
@@ -28,7 +29,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from xclip import list_models
-from xclip.checkpoint import atomic_write
+from xclip.atomic import atomic_write_text
 from xclip.errors import InputError
 
 __all__ = [
@@ -43,7 +44,10 @@ __all__ = [
     "TestConfig",
     "TrainConfig",
     "PLACEHOLDER_PREFIX",
+    "RESULT_NEUTRAL_KEYS",
+    "config_differences",
     "config_to_dict",
+    "flatten_config",
     "load_config",
     "save_config",
 ]
@@ -495,14 +499,86 @@ def dump_config(cfg: RunConfig) -> str:
     return yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=None)
 
 
-def save_config(cfg: RunConfig, path: str | Path) -> Path:
-    text = dump_config(cfg)
+def save_config(cfg: RunConfig, path: str | Path, *, overwrite: bool = True) -> Path:
+    """Write the resolved config as YAML (atomically; ``overwrite=False`` refuses an existing
+    file with ``FileExistsError``)."""
+    return atomic_write_text(Path(path), dump_config(cfg), overwrite=overwrite)
 
-    def write(tmp: str) -> None:
-        Path(tmp).write_text(text, encoding="utf-8")
 
-    atomic_write(Path(path), write)
-    return Path(path)
+# Keys that cannot change what a run computes, so a resumed run may change them: logging and
+# output (``output.*``), speed and memory knobs (workers, threads, activation checkpointing, the
+# evaluation batch), where the data lives (``data.root``, the list *paths*: their content is
+# compared by fingerprint instead), the weights a run *started* from (a resumed run takes its
+# weights from the checkpoint), the checks that only decide whether a run stops
+# (``data.check_files``, ``data.max_bad_fraction``) and ``data.skip_bad`` (an evaluation that
+# would stop on an unreadable video is what a resume with ``data.skip_bad=true`` repairs), and the
+# protocol drivers' own keys (``protocol.*``). Every other key, including keys added later, is
+# compared: a prefix ending in "." names a whole section.
+RESULT_NEUTRAL_KEYS = (
+    "output.",
+    "protocol.",
+    "data.root",
+    "data.train_file",
+    "data.val_file",
+    "data.label_list",
+    "data.workers",
+    "data.check_files",
+    "data.max_bad_fraction",
+    "data.skip_bad",
+    "data.dataset",
+    "model.clip_weights",
+    "model.init_from",
+    "train.threads",
+    "train.grad_checkpointing",
+    "test.batch_size",
+)
+
+
+def flatten_config(cfg: RunConfig | dict[str, Any]) -> dict[str, Any]:
+    """``{"train.lr": 8e-06, ...}``: the dotted keys of a config (or of its dict form) and their
+    values; lists (``train.betas``, ``protocol.eval_sets``) stay whole values."""
+    tree = config_to_dict(cfg) if dataclasses.is_dataclass(cfg) else cfg
+    out: dict[str, Any] = {}
+
+    def walk(node: dict[str, Any], prefix: str) -> None:
+        for k, v in node.items():
+            key = f"{prefix}{k}"
+            if isinstance(v, dict):
+                walk(v, key + ".")
+            else:
+                out[key] = list(v) if isinstance(v, tuple) else v
+
+    walk(tree, "")
+    return out
+
+
+def _is_neutral(key: str) -> bool:
+    return any(key.startswith(k) if k.endswith(".") else key == k for k in RESULT_NEUTRAL_KEYS)
+
+
+def _show(value: Any) -> str:
+    """A value as it is typed in an override (``true``, ``null``, ``[0.9, 0.98]``, ``2e-05``)."""
+    return json.dumps(value)
+
+
+def config_differences(old: RunConfig | dict[str, Any], new: RunConfig) -> list[str]:
+    """The keys whose change would make a resumed run differ from an uninterrupted one, as
+    ``"train.lr: 0.002 -> 0.001"`` (dotted keys, values as typed in overrides).
+
+    ``old`` may be the dict form stored with a run; a key it lacks (written by an older xclip)
+    counts as its default value, a key this xclip no longer has is ignored.
+    """
+    old_flat = flatten_config(old)
+    new_flat = flatten_config(new)
+    defaults = flatten_config(RunConfig())
+    out = []
+    for key, value in new_flat.items():
+        if _is_neutral(key):
+            continue
+        before = old_flat.get(key, defaults.get(key))
+        if before != value:
+            out.append(f"{key}: {_show(before)} -> {_show(value)}")
+    return out
 
 
 def check_paths(cfg: RunConfig, keys: Sequence[str]) -> None:

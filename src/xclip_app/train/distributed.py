@@ -55,7 +55,7 @@ def init(device: str | None = None, timeout_min: float = 30.0) -> DistInfo:
     """
     use_cuda = torch.cuda.is_available() if device is None else device.startswith("cuda")
     if use_cuda and not torch.cuda.is_available():
-        raise InputError("device 'cuda' requested but CUDA is not available")
+        raise InputError("--device cuda was given but CUDA is not available; use --device cpu")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))

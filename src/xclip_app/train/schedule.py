@@ -112,8 +112,9 @@ class CosineWarmupSchedule:
             if int(state[key]) != getattr(self, key):
                 raise InputError(
                     f"the checkpoint's schedule has {key}={state[key]} but this run computes "
-                    f"{getattr(self, key)}: epochs, warmup or the train set size changed since "
-                    "the checkpoint; resume with the same config"
+                    f"{getattr(self, key)}: train.epochs, train.warmup_epochs, "
+                    "train.max_steps_per_epoch or the train list changed since the checkpoint; "
+                    "resume with the run's values"
                 )
         self.base_lrs = [float(v) for v in state["base_lrs"]]
         for g, base in zip(self.optimizer.param_groups, self.base_lrs, strict=False):

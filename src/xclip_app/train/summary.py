@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xclip.atomic import atomic_write_text
+
 __all__ = ["TrainSummary", "format_duration"]
 
 
@@ -60,10 +62,17 @@ class TrainSummary:
         lines.append(f"run folder {self.run_dir}  ({format_duration(self.seconds)})")
         return "\n".join(lines)
 
-    def write_json(self, path: Path) -> None:
-        """Every field, paths as strings (``RUN/summary.json``)."""
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(
-                {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()},
-                f, indent=2,
-            )  # fmt: skip
+    def write_json(self, path: Path, *, overwrite: bool = True) -> None:
+        """Every field, paths as strings (``RUN/summary.json``), written atomically;
+        ``overwrite=False`` refuses an existing file (``FileExistsError``)."""
+        data = {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
+        atomic_write_text(path, json.dumps(data, indent=2) + "\n", overwrite=overwrite)
+
+    @classmethod
+    def read_json(cls, path: Path) -> TrainSummary:
+        """The summary :meth:`write_json` wrote (a finished run's, shown again)."""
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data["run_dir"] = Path(data["run_dir"])
+        if data.get("last_checkpoint"):
+            data["last_checkpoint"] = Path(data["last_checkpoint"])
+        return cls(**data)

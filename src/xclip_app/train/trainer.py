@@ -5,7 +5,15 @@ The original ``main.py`` run flow (reference section 6.2), with the deliberate d
 ``docs/training.md``: build the loaders, build/initialise the model, freeze the text tower, AdamW
 groups, per-iteration cosine schedule, DDP, resume, compute the class-text features once, then
 for each epoch train (mixup/cutmix + label smoothing, soft-target CE over the K class texts),
-validate single-view and save; finally evaluate the last-epoch model with 4x3 views.
+save, then validate single-view; finally evaluate the last-epoch model with 4x3 views.
+
+Nothing is lost or mixed (docs/training.md, "Runs that survive"): the run folder is checked before
+anything is written (:mod:`.run_folder`: a folder holding a run is refused unless ``--resume`` or
+``--overwrite`` says what to do, a resume that would change the results is refused, a finished run
+is not touched); an epoch's checkpoint is written *before* its validation, with the epoch's
+training row as "pending", so a crash in validation costs only the validation (a resume repeats
+it); a mid-epoch checkpoint carries the epoch's running sums, so epoch means cover the whole
+epoch across a resume.
 
 Determinism: every sample's sampling/augmentation comes from ``(seed, epoch, index)``, the
 shuffling from ``(seed, epoch)``, mixup from ``(seed, rank, epoch, iteration)``, and torch's global
@@ -44,6 +52,7 @@ from .loaders import build_eval_loader, build_train_loader
 from .logs import RUN_LOGGER, add_run_log_file
 from .metrics import MetricsLog
 from .optim import build_optimizer, freeze_text
+from .run_folder import SUMMARY, RunFolderError, RunPlan, plan_run, run_identity
 from .sampler import ResumableSampler
 from .schedule import CosineWarmupSchedule
 from .summary import TrainSummary, format_duration
@@ -58,13 +67,21 @@ class NonFiniteLossError(RuntimeError):
 
 
 class Trainer:
-    """``Trainer(cfg, resume="auto").fit()``; works with and without ``torchrun``."""
+    """``Trainer(cfg, resume="auto").fit()``; works with and without ``torchrun``.
+
+    ``resume``: None (a new run: ``output.dir`` must not hold one), ``"auto"`` (continue the run
+    in ``output.dir``, or start one) or a checkpoint / run folder to continue from.
+    ``overwrite``: start over in a folder that holds a run; the old run is moved to ``RUN.N``
+    (:attr:`moved_to`). After :meth:`fit`, :attr:`already_finished` says the run had finished
+    before and nothing was done.
+    """
 
     def __init__(
         self,
         cfg: RunConfig,
         resume: str | None = None,
         *,
+        overwrite: bool = False,
         info: D.DistInfo | None = None,
         device: str | None = None,
     ) -> None:
@@ -73,6 +90,9 @@ class Trainer:
         self.device = self.info.device
         self.run_dir = Path(cfg.output.dir)
         self.resume = resume
+        self.overwrite = overwrite
+        self.already_finished = False
+        self.moved_to: Path | None = None
         self.precision = resolve_precision(cfg.train.precision, self.device)
         if self.precision == "fp16" and self.device.type != "cuda":
             raise InputError(
@@ -95,16 +115,49 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
         D.seed_all(t.seed + self.info.rank)
 
+    def _plan(self) -> RunPlan:
+        """Rank 0 decides what to do with the run folder; every rank gets the same decision (or
+        the same refusal) before anything is written, so no rank waits for one that stopped."""
+        plan, error = None, None
+        if self.info.is_main:
+            try:
+                plan = plan_run(
+                    self.run_dir, self.cfg, self.info.world_size, self.resume, self.overwrite
+                )
+            except BaseException as e:
+                # the user's mistake or environment for the other ranks too; anything else a bug
+                user = isinstance(e, (InputError, OSError))
+                D.broadcast_object((None, ("user" if user else "bug", str(e))))
+                raise
+        plan, error = D.broadcast_object((plan, error))
+        if error is not None:
+            kind, message = error
+            if kind == "user":
+                raise RunFolderError(message)
+            raise RuntimeError(f"rank 0 failed while checking the run folder: {message}")
+        return plan
+
     def setup(self) -> None:
         cfg, info = self.cfg, self.info
         self._setup_runtime()
         check_paths(cfg, ["data.train_file", "data.label_list"])
         if cfg.test.eval_every or cfg.test.final_eval:
             check_paths(cfg, ["data.val_file"])
+        plan = self._plan()
+        if plan.finished:
+            self.already_finished = True
+            log.info("%s already finished; nothing to do", self.run_dir)
+            return
+        self.moved_to = plan.moved_to
         if info.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            save_config(cfg, self.run_dir / "config.yaml")
+            if plan.write_config:
+                save_config(cfg, self.run_dir / "config.yaml", overwrite=False)
             add_run_log_file(self.run_dir / f"log_rank{info.rank}.txt")
+            if plan.moved_to is not None:
+                log.warning("--overwrite: the previous run in %s was moved to %s",
+                            self.run_dir, plan.moved_to)  # fmt: skip
+            self.identity = run_identity(cfg, info.world_size)
         D.barrier()
 
         # data
@@ -139,7 +192,10 @@ class Trainer:
             )  # fmt: skip
             vk = self.val_loader.dataset.num_classes
             if vk != k:
-                raise InputError(f"validation labels have {vk} classes, training {k}")
+                raise InputError(
+                    f"data.val_file ({cfg.data.val_file}) has labels of {vk} classes but "
+                    f"data.label_list has {k}; use the label list of the validation videos"
+                )
 
         # model
         clf = build_classifier(cfg, k)
@@ -179,7 +235,9 @@ class Trainer:
         self.start = C.Position(0, 0)
         self.best_top1, self.best_epoch = -1.0, -1
         self.history: list[dict[str, Any]] = []
-        ckpt = C.resolve_resume(self.resume, self.run_dir)
+        self._pending: dict[str, Any] | None = None  # the checkpointed epoch's row, not validated
+        self._resume_acc: dict[str, float] | None = None  # running sums of a mid-epoch resume
+        ckpt = plan.checkpoint
         if self.resume == "auto" and ckpt is None:
             log.info("--resume auto: no checkpoint in %s, starting from scratch", self.run_dir)
         if ckpt is not None:
@@ -197,7 +255,17 @@ class Trainer:
         # Class-text features: computed once per label set while the text tower is frozen; with
         # a trained text tower the tokens go through the forward pass at every step instead.
         self.text_features = clf.text_features(self.tokens) if cfg.model.fix_text else None
-        self.metrics = MetricsLog(self.run_dir, info.is_main, cfg.output.tensorboard)
+        step = self.start.epoch * self.iters_per_epoch + self.start.iteration
+        self.metrics = MetricsLog(
+            self.run_dir, info.is_main, cfg.output.tensorboard, keep_rows=plan.keep_rows,
+            purge_step=step if plan.resumed else None,
+        )  # fmt: skip
+        if plan.resumed:
+            self.metrics.write(
+                {"kind": "resume", "from": str(ckpt) if ckpt else None, "epoch": self.start.epoch,
+                 "iter": self.start.iteration, "step": step, "world_size": info.world_size,
+                 "time": time.time()},
+            )  # fmt: skip
 
     def _load(self, ckpt: Path) -> None:
         state = C.load_train_state(ckpt)
@@ -206,7 +274,10 @@ class Trainer:
         if self.classifier.head is not None:
             self.classifier.head.load_state_dict(read_safetensors(ckpt / C.HEAD_WEIGHTS))
         if state.get("classes") != self.class_names:
-            raise InputError(f"{ckpt} was trained on another label list; resume with the same data")
+            raise InputError(
+                f"{ckpt} was trained on other classes than data.label_list "
+                f"({self.cfg.data.label_list}) names; resume with the run's data.label_list"
+            )
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["scheduler"])
         if state.get("scaler"):
@@ -221,13 +292,25 @@ class Trainer:
         self.best_top1 = float(state.get("best_top1", -1.0))
         self.best_epoch = int(state.get("best_epoch", -1))
         self.history = list(state.get("history", []))
+        self._pending = state.get("pending") or None
+        self._resume_acc = state.get("epoch_sums") or None
         self._last_good = ckpt
         log.info(
             "resumed from %s: epoch %d, iteration %d", ckpt, self.start.epoch, self.start.iteration
         )
 
     # -- checkpoints ------------------------------------------------------------------------------
-    def _save(self, pos: C.Position, extra_meta: dict[str, Any] | None = None) -> None:
+    def _save(
+        self,
+        pos: C.Position,
+        extra_meta: dict[str, Any] | None = None,
+        *,
+        pending: dict[str, Any] | None = None,
+        epoch_sums: dict[str, float] | None = None,
+    ) -> None:
+        """Write the checkpoint of ``pos``. ``pending``: the row of the epoch just trained,
+        whose validation runs after this save (a resume repeats it); ``epoch_sums``: the running
+        sums of a mid-epoch position."""
         rngs = D.all_gather_objects(C.capture_rng())
         if self.info.is_main:
             state = {
@@ -242,11 +325,15 @@ class Trainer:
                 "classes": self.class_names,
                 "history": self.history,
                 "world_size": self.info.world_size,
+                "pending": pending or {},
+                "epoch_sums": epoch_sums or {},
             }
             meta = {
                 "arch": self.cfg.model.arch,
                 "world_size": self.info.world_size,
                 **(extra_meta or {}),
+                "metrics_rows": self.metrics.rows,
+                "run": self.identity,
             }
             path = C.write_checkpoint(
                 self.run_dir, self.classifier, pos, state, meta, self.cfg.output.keep_last
@@ -283,9 +370,12 @@ class Trainer:
                 dynamic_ncols=True, file=sys.stderr, leave=True,
             )  # fmt: skip
         t_epoch = time.perf_counter()
-        loss_sum = torch.zeros(2, dtype=torch.float64)  # (sum of losses, iterations) this epoch
-        clips_seen = 0
-        last_loss = float("nan")
+        # the epoch's running sums; a mid-epoch resume continues those its checkpoint saved
+        acc = {"loss_sum": 0.0, "iters": 0, "clips": 0, "seconds": 0.0, "last_loss": math.nan}
+        if start_iter and self._resume_acc:
+            acc.update(self._resume_acc)
+        self._resume_acc = None
+        clips_seen = 0  # in this process's run of the epoch, for the speed shown while it runs
         try:
             for i in range(start_iter, n_iters):
                 t0 = time.perf_counter()
@@ -341,8 +431,10 @@ class Trainer:
                 dt = time.perf_counter() - t0
                 n_clips = clips.shape[0] * info.world_size
                 clips_seen += n_clips
-                loss_sum += torch.tensor([loss_val, 1.0], dtype=torch.float64)
-                last_loss = loss_val
+                acc["loss_sum"] += loss_val
+                acc["iters"] += 1
+                acc["clips"] += n_clips
+                acc["last_loss"] = loss_val
                 gstep = epoch * n_iters + i
                 self.metrics.write(
                     {"kind": "train", "epoch": epoch, "iter": i, "step": gstep, "loss": loss_val,
@@ -365,17 +457,18 @@ class Trainer:
                     )  # fmt: skip
                 every = cfg.output.save_every_steps
                 if every and step_now and (i + 1) % every == 0 and i + 1 < n_iters:
-                    self._save(C.Position(epoch, i + 1))
+                    sums = {**acc, "seconds": acc["seconds"] + time.perf_counter() - t_epoch}
+                    self._save(C.Position(epoch, i + 1), epoch_sums=sums)
         finally:
             if bar is not None:
                 bar.close()
-        seconds = time.perf_counter() - t_epoch
+        seconds = acc["seconds"] + time.perf_counter() - t_epoch
         return {
             "epoch": epoch + 1,
-            "loss": float(loss_sum[0] / max(loss_sum[1], 1)),
-            "last_loss": last_loss,
+            "loss": acc["loss_sum"] / max(acc["iters"], 1),
+            "last_loss": acc["last_loss"],
             "lr": self.optimizer.param_groups[0]["lr"],
-            "clips_per_s": clips_seen / max(seconds, 1e-9),
+            "clips_per_s": acc["clips"] / max(seconds, 1e-9),
             "seconds": seconds,
         }
 
@@ -393,37 +486,51 @@ class Trainer:
         )
 
     # -- the run ----------------------------------------------------------------------------------
+    def _validates(self, epoch: int) -> bool:
+        every = self.cfg.test.eval_every
+        return self.val_loader is not None and (
+            (epoch + 1) % every == 0 or epoch + 1 == self.cfg.train.epochs
+        )
+
+    def _finish_epoch(self, epoch: int, row: dict[str, Any]) -> None:
+        """Validate the epoch just trained (and checkpointed) if it is due, keep ``best/``, add
+        the epoch's row to the history and the metrics log."""
+        row = dict(row)
+        if self._validates(epoch):
+            res = self.evaluate(self.val_loader, desc=f"val {epoch + 1}")
+            row.update(top1=res.top1, top5=res.top5, mean_class_acc=res.mean_class_acc)
+            log.info("epoch %d: %s", epoch + 1, format_result(res))
+            if res.top1 > self.best_top1:
+                self.best_top1, self.best_epoch = res.top1, epoch + 1
+                if self.info.is_main:
+                    C.write_weights(
+                        self.classifier, self.run_dir / "best",
+                        {"epoch": epoch + 1, "top1": res.top1, "top5": res.top5, "views": res.views},
+                    )  # fmt: skip
+            log.info("max accuracy: %.2f%% (epoch %d)", self.best_top1, self.best_epoch)
+        self.history.append(row)
+        self.metrics.write({"kind": "epoch", **row}, step=(epoch + 1) * self.iters_per_epoch)
+
     def fit(self) -> TrainSummary:
         t_run = time.perf_counter()
         self.setup()
+        if self.already_finished:
+            return TrainSummary.read_json(self.run_dir / SUMMARY)
         cfg = self.cfg
         epochs = cfg.train.epochs
         try:
+            if self._pending:  # resumed after an epoch whose validation had not finished
+                self._finish_epoch(self.start.epoch - 1, self._pending)
+                self._pending = None
             for epoch in range(self.start.epoch, epochs):
                 start_iter = self.start.iteration if epoch == self.start.epoch else 0
                 row = self.train_epoch(epoch, start_iter)
                 last = epoch + 1 == epochs
-                if self.val_loader is not None and ((epoch + 1) % cfg.test.eval_every == 0 or last):
-                    res = self.evaluate(self.val_loader, desc=f"val {epoch + 1}")
-                    row.update(top1=res.top1, top5=res.top5, mean_class_acc=res.mean_class_acc)
-                    log.info("epoch %d: %s", epoch + 1, format_result(res))
-                    if res.top1 > self.best_top1:
-                        self.best_top1, self.best_epoch = res.top1, epoch + 1
-                        if self.info.is_main:
-                            C.write_weights(
-                                self.classifier, self.run_dir / "best",
-                                {"epoch": epoch + 1, "top1": res.top1, "top5": res.top5, "views": res.views},
-                            )  # fmt: skip
-                    log.info("max accuracy: %.2f%% (epoch %d)", self.best_top1, self.best_epoch)
-                self.history.append(row)
-                self.metrics.write(
-                    {"kind": "epoch", **row}, step=(epoch + 1) * self.iters_per_epoch
-                )
-                if (epoch + 1) % cfg.output.save_freq == 0 or last:
-                    self._save(
-                        C.Position(epoch + 1, 0),
-                        {"loss": row["loss"], **{k: row[k] for k in ("top1", "top5") if k in row}},
-                    )
+                # an epoch that is validated is checkpointed first: a crash (or an unreadable
+                # video) in validation never costs the epoch's training
+                if self._validates(epoch) or (epoch + 1) % cfg.output.save_freq == 0 or last:
+                    self._save(C.Position(epoch + 1, 0), {"loss": row["loss"]}, pending=row)
+                self._finish_epoch(epoch, row)
             final = None
             if cfg.test.final_eval:
                 final = self.final_evaluation()
@@ -442,7 +549,8 @@ class Trainer:
             seconds=time.perf_counter() - t_run,
         )
         if self.info.is_main:
-            summary.write_json(self.run_dir / "summary.json")
+            # written last: its presence marks the run finished (a later command leaves it be)
+            summary.write_json(self.run_dir / SUMMARY, overwrite=False)
         return summary
 
     def final_evaluation(self) -> dict[str, Any]:
