@@ -9,7 +9,8 @@
 * :mod:`.optim` / :mod:`.schedule`: the original's param groups and per-iteration cosine LR.
 * :mod:`.evaluate`: single/multi-view accuracy counted exactly once per video, reports.
 * :mod:`.protocols`: the paper's zero-shot and few-shot protocols.
-* :mod:`.checkpointing`: atomic checkpoints, ``--resume auto``.
+* :mod:`.checkpointing`: atomic checkpoints, ``--resume auto``; :mod:`.run_folder`: what a run
+  folder holds, refusing a second run into it, ``--overwrite``, what a resume may not change.
 * :mod:`.metrics` / :mod:`.logs` / :mod:`.summary`: ``metrics.jsonl``, the run's log files, the
   final table and ``summary.json``.
 * :mod:`.distributed`: torchrun / single-process setup.
