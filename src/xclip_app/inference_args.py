@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from xclip.errors import InputError
+from xclip_app.exit_codes import UsageError
 
 if TYPE_CHECKING:
     from xclip import XCLIP
@@ -144,12 +144,12 @@ def read_labels(args: argparse.Namespace) -> list[str] | None:
         lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
         labels = [ln for ln in lines if ln and not ln.startswith("#")]
         if not labels:
-            raise InputError(f"labels file {path} has no labels; write one label per line")
+            raise UsageError(f"labels file {path} has no labels; write one label per line")
     elif getattr(args, "labels", None) is not None:
         # empty items ("a,,b", a trailing comma) are dropped
         labels = [s.strip() for s in args.labels.split(",") if s.strip()]
         if not labels:
-            raise InputError("--labels is empty; give comma-separated texts, e.g. --labels 'a,b'")
+            raise UsageError("--labels is empty; give comma-separated texts, e.g. --labels 'a,b'")
     else:
         return None
     return check_labels(labels)
@@ -185,7 +185,7 @@ def load_model_from_args(args: argparse.Namespace, model: str | None = None) -> 
     for opt in ("num_frames", "image_size", "num_clips", "batch_size"):
         v = getattr(args, opt, None)
         if v is not None and v < 1:
-            raise InputError(f"--{opt.replace('_', '-')} must be >= 1, got {v}")
+            raise UsageError(f"--{opt.replace('_', '-')} must be >= 1, got {v}")
     return load_inference_model(
         model or args.model,
         num_frames=args.num_frames,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from xclip.errors import InputError
+from xclip_app.exit_codes import UsageError
 
 NAME = "flops"
 HELP = "count GFLOPs per view (paper convention: 1 video + 1 text of 77 tokens, 1 MAC = 1 FLOP)"
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from xclip.paper import PAPER_GFLOPS  # lazy: CLI start-up
 
     if args.all == bool(args.arch):
-        raise InputError("give an architecture name or --all (not both)")
+        raise UsageError("give an architecture name or --all (not both)")
     if args.all:
         reports = [
             count_flops(n, num_frames=args.frames, image_size=args.image_size, mode=args.mode)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from xclip.errors import InputError
+from xclip_app.exit_codes import UsageError
 
 NAME = "splits"
 HELP = "make train/test lists for the protocols: UCF-101, HMDB-51, K-shot, K600 zero-shot"
@@ -72,9 +72,9 @@ def _splits(s: str) -> list[int]:
     try:
         out = [int(x) for x in s.split(",") if x.strip()]
     except ValueError:
-        raise InputError(f"--splits must be comma-separated integers, got {s!r}") from None
+        raise UsageError(f"--splits must be comma-separated integers, got {s!r}") from None
     if not out or any(k not in (1, 2, 3) for k in out):
-        raise InputError(f"--splits must be among 1,2,3, got {s!r}")
+        raise UsageError(f"--splits must be among 1,2,3, got {s!r}")
     return out
 
 
@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     novel = k600_novel_classes(k400, k600, _renames(args.renames), exclude=args.exclude)
     print(novel.report())
     if args.expect is not None and len(novel.novel) != args.expect:
-        raise InputError(
+        raise UsageError(
             f"found {len(novel.novel)} novel classes, expected {args.expect}; adjust --renames "
             "or --exclude (the report above lists what was matched)"
         )

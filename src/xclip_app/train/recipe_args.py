@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from .config import RunConfig, load_config
+if TYPE_CHECKING:
+    from .config import RunConfig
 
 __all__ = ["add_recipe_arguments", "load_recipe"]
 
@@ -27,6 +29,8 @@ def add_recipe_arguments(p: argparse.ArgumentParser, required: bool = True) -> N
 
 def load_recipe(args: argparse.Namespace, extra: list[str] | None = None) -> RunConfig:
     """The recipe ``args`` name, with its overrides, then ``extra`` ones, then ``--output``."""
+    from .config import load_config  # lazy: CLI start-up
+
     overrides = list(args.overrides or []) + list(extra or [])
     if getattr(args, "output", None):
         overrides.append(f"output.dir={args.output}")
