@@ -44,6 +44,7 @@ from .loaders import build_eval_loader, build_train_loader
 from .logs import RUN_LOGGER, add_run_log_file
 from .metrics import MetricsLog
 from .optim import build_optimizer, freeze_text
+from .preflight import check_before_training
 from .sampler import ResumableSampler
 from .schedule import CosineWarmupSchedule
 from .summary import TrainSummary, format_duration
@@ -140,6 +141,7 @@ class Trainer:
             vk = self.val_loader.dataset.num_classes
             if vk != k:
                 raise InputError(f"validation labels have {vk} classes, training {k}")
+        check_before_training(cfg, info, self.class_names)  # unreadable val videos, hflip
 
         # model
         clf = build_classifier(cfg, k)
