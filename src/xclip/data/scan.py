@@ -43,7 +43,6 @@ import numpy as np
 from xclip.errors import InputError
 
 from .annotations import format_video_list
-from .annotations.text import read_annotation_text
 from .dataset import READ_ERRORS, VideoDataset
 from .sampling import sample_frame_indices
 from .video import VideoDecodeError, open_video
@@ -235,7 +234,9 @@ def cleaned_list(dataset: VideoDataset, bad_indices: Iterable[int]) -> str:
     if source is None or not os.path.isfile(source):
         return format_video_list(keep)
     drop = {dataset.entries[i].line for i in bad if dataset.entries[i].line is not None}
-    text = read_annotation_text(source)
+    # as stored: line endings kept (numbering as the readers count lines), a BOM dropped
+    with open(source, encoding="utf-8-sig", newline="") as f:
+        text = f.read()
     lines = text.splitlines(keepends=True)
     if source.lower().endswith(".csv"):
         # entries are numbered by CSV row (a quoted field may span lines): map rows to lines
