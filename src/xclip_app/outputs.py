@@ -77,12 +77,12 @@ def check_output(
                 f"the output folder {out} holds the input {src}, which replacing it would "
                 f"delete; choose another {flag} (--overwrite never replaces an input)"
             )
-    for folder in protected:
-        if folder is None or str(folder) == "" or not Path(folder).is_dir():
+    for guarded in protected:
+        if guarded is None or str(guarded) == "" or not Path(guarded).is_dir():
             continue
-        if is_within(out, folder):
+        if is_within(out, guarded):
             raise UsageError(
-                f"the output {out} is inside {folder}, a model or checkpoint folder that is "
+                f"the output {out} is inside {guarded}, a model or checkpoint folder that is "
                 f"never written into; choose another {flag}"
             )
     if out.exists() and out.is_dir() != folder:
