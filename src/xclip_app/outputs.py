@@ -1,96 +1,147 @@
 """Output paths that would destroy something, refused before a command does any work.
 
-Rule 1 of docs/reliability.md for every command that writes a file or folder the user names:
-an output that is also an input is refused even with ``--overwrite``; an existing output is
-refused unless ``--overwrite`` is given; an unwritable location is refused; each as one line
-(:class:`~xclip_app.exit_codes.UsageError`, exit code 2). The writing itself goes through
-:mod:`xclip.atomic`.
+Rule 1 of docs/reliability.md, for every command that writes a file or folder the user names
+(``classify``/``embed``/``search -o``, ``eval``/``zeroshot --out``, ``fewshot --output``,
+``scan -o``/``--clean-list``, ``convert``, ``convert-openai``). Checked before a model is loaded
+or a video read, so a mistake costs nothing:
+
+- an output that is an input (the same file), or a folder that holds an input (replacing it
+  would delete the input), is refused even with ``--overwrite``;
+- an output inside a protected folder (a model or checkpoint folder: a finished run's files are
+  never rewritten) is refused;
+- a file with a video extension inside a folder being scanned for videos is refused (it would
+  be read as a video by the next run);
+- an existing output is refused unless ``--overwrite`` is given (the command then replaces it
+  as a unit through :mod:`xclip.atomic`, only once the new one is complete);
+- an output whose folder cannot be written is refused.
+
+Each refusal is one line (:class:`~xclip_app.exit_codes.UsageError`, exit code 2) naming the
+option to change. Folders a command names itself get the first free name of ``NAME``,
+``NAME-2``, ... (:func:`versioned`), so an earlier report is never replaced.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from xclip_app.exit_codes import UsageError
 
-__all__ = ["check_outputs", "output_error"]
+__all__ = ["check_output", "check_outputs", "is_within", "output_error", "versioned"]
+
+_MAX_VERSIONS = 10_000
+
+PathLike = str | os.PathLike
+
+
+def is_within(path: PathLike, folder: PathLike) -> bool:
+    """Whether ``path`` is ``folder`` or inside it (symlinks resolved)."""
+    p, f = Path(path).resolve(), Path(folder).resolve()
+    return p == f or p.is_relative_to(f)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)  # hard links and symlinks count as the same file
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def _given(paths: Iterable[PathLike | None]) -> list[Path]:
+    return [Path(p) for p in paths if p is not None and str(p) != ""]
+
+
+def check_output(
+    path: PathLike,
+    *,
+    overwrite: bool,
+    flag: str = "-o",
+    inputs: Iterable[PathLike | None] = (),
+    protected: Iterable[PathLike | None] = (),
+    scanned: Iterable[PathLike | None] = (),
+    folder: bool = False,
+) -> Path:
+    """Refuse, with one line, an output that would destroy something (see the module doc).
+
+    ``flag``: the option that names this output, used in the messages. ``inputs``: files and
+    folders the command reads; ``protected``: folders it must not write into; ``scanned``:
+    folders searched for videos. ``None`` entries are ignored. ``folder``: the output is a
+    folder (else a file). Returns ``path`` as a :class:`Path`.
+    """
+    out = Path(path)
+    for src in _given(inputs):
+        if not src.exists():
+            continue
+        if out.exists() and _same_file(out, src):
+            raise UsageError(
+                f"the output {out} is also an input ({src}); choose another {flag} "
+                "(--overwrite never replaces an input)"
+            )
+        if out.is_dir() and is_within(src, out):
+            raise UsageError(
+                f"the output folder {out} holds the input {src}, which replacing it would "
+                f"delete; choose another {flag} (--overwrite never replaces an input)"
+            )
+    for guarded in _given(protected):
+        if guarded.is_dir() and is_within(out, guarded):
+            raise UsageError(
+                f"the output {out} is inside {guarded}, a model or checkpoint folder that is "
+                f"never written into; choose another {flag}"
+            )
+    if not folder:
+        from xclip.data.video import VIDEO_EXTENSIONS  # lazy: CLI start-up
+
+        if out.suffix.lower() in VIDEO_EXTENSIONS:
+            for scan in _given(scanned):
+                if is_within(out, scan):
+                    raise UsageError(
+                        f"the output {out} has a video extension inside the input folder {scan}, "
+                        f"so it would be read as a video; choose another {flag} or another "
+                        f"extension (e.g. .jsonl)"
+                    )
+    if out.exists() and out.is_dir() != folder:
+        what = "a folder" if out.is_dir() else "a file"
+        raise UsageError(f"the output {out} is {what}; choose another {flag}")
+    if out.exists() and not overwrite:
+        raise UsageError(
+            f"{out} already exists; add --overwrite to replace it, or choose another {flag}"
+        )
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"cannot write {out}: {parent} is not a folder; choose another {flag}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(
+            f"cannot write {out}: no permission to write in {parent}; choose another {flag}"
+        )
+    return out
 
 
 def check_outputs(
-    outputs: Sequence[str | os.PathLike],
+    outputs: Sequence[PathLike],
     *,
     overwrite: bool,
-    inputs: Iterable[str | os.PathLike] = (),
-    protected_folders: Iterable[str | os.PathLike] = (),
-    scanned_folders: Iterable[str | os.PathLike] = (),
+    flag: str = "-o",
+    inputs: Iterable[PathLike | None] = (),
+    protected_folders: Iterable[PathLike | None] = (),
+    scanned_folders: Iterable[PathLike | None] = (),
 ) -> None:
-    """Refuse, with one line (:class:`UsageError`), output files that would destroy something.
-
-    ``outputs``: the files the command will write (one, or an index and its sidecars);
-    ``inputs``: files the run reads (videos, labels file, index, model file); an output that is
-    the same file is refused even with ``--overwrite``. ``protected_folders`` (a model folder):
-    no output inside. ``scanned_folders`` (folders searched for videos): no output with a video
-    extension inside (it would be read as a video). Then an existing output is refused unless
-    ``overwrite``, and an output whose folder cannot be written is refused.
-    """
-    from xclip.data.video import VIDEO_EXTENSIONS  # lazy: CLI start-up
-
-    outs = [Path(o) for o in outputs]
-    input_ids: dict[tuple[int, int], str] = {}
-    if any(o.exists() for o in outs):
-        for i in inputs:
-            with contextlib.suppress(OSError):
-                st = os.stat(i)
-                input_ids.setdefault((st.st_dev, st.st_ino), os.fspath(i))
-    protected = [Path(f).resolve() for f in protected_folders]
-    scanned = [Path(f).resolve() for f in scanned_folders]
-    for out in outs:
-        if out.is_dir():
-            raise UsageError(f"the output {out} is a folder; give a file name, e.g. {out}/results")
-        if out.exists():
-            st = out.stat()
-            same = input_ids.get((st.st_dev, st.st_ino))
-            if same is not None:
-                raise UsageError(
-                    f"the output {out} is also an input ({same}); write the results to another "
-                    f"file (--overwrite never replaces an input)"
-                )
-        real = out.resolve()
-        for folder in protected:
-            if real.is_relative_to(folder):
-                raise UsageError(
-                    f"the output {out} is inside the model folder {folder}; write the results "
-                    f"elsewhere"
-                )
-        if real.suffix.lower() in VIDEO_EXTENSIONS:
-            for folder in scanned:
-                if real.is_relative_to(folder):
-                    raise UsageError(
-                        f"the output {out} has a video extension inside the input folder "
-                        f"{folder}, so it would be read as a video; write it elsewhere or give it "
-                        f"another extension (e.g. .jsonl)"
-                    )
-    for out in outs:
-        if out.exists() and not overwrite:
-            raise UsageError(
-                f"{out} already exists; add --overwrite to replace it, or choose another output"
-            )
-    for out in outs:
-        parent = out.parent
-        while not parent.exists() and parent != parent.parent:
-            parent = parent.parent
-        if not parent.is_dir():
-            raise UsageError(f"cannot write {out}: {parent} is not a folder")
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise UsageError(
-                f"cannot write {out}: no permission to write in {parent}; choose another output"
-            )
+    """:func:`check_output` for the files of one output (an index and its sidecar files)."""
+    inputs, protected, scanned = list(inputs), list(protected_folders), list(scanned_folders)
+    for out in outputs:
+        check_output(
+            out,
+            overwrite=overwrite,
+            flag=flag,
+            inputs=inputs,
+            protected=protected,
+            scanned=scanned,
+        )
 
 
-def output_error(path: str | os.PathLike, e: OSError) -> UsageError:
+def output_error(path: PathLike, e: OSError) -> UsageError:
     """The one line for an output that could not be written (a full disk, a read-only file
     system, the target created meanwhile)."""
     if isinstance(e, FileExistsError):
@@ -102,3 +153,15 @@ def output_error(path: str | os.PathLike, e: OSError) -> UsageError:
         f"cannot write {path}: {e.strerror or e}; free some space or choose another output "
         f"(nothing was written, an earlier {Path(path).name} is unchanged)"
     )
+
+
+def versioned(path: PathLike) -> Path:
+    """``path`` if nothing is there, else the first free ``path-2``, ``path-3``, ..."""
+    p = Path(path)
+    if not p.exists():
+        return p
+    for n in range(2, _MAX_VERSIONS):
+        cand = p.with_name(f"{p.name}-{n}")
+        if not cand.exists():
+            return cand
+    raise UsageError(f"{_MAX_VERSIONS} versions of {p} exist already; clean up {p.parent}")

@@ -3,7 +3,10 @@ seeding and :func:`build_dataloader`, the one way the project builds its loaders
 
 Evaluation accounts for every video: an unreadable one ends the pass with
 :class:`BadVideosError` listing every unreadable file, or with ``skip_bad=True`` is skipped and
-reported (``loader.skipped``).
+reported (``loader.skipped``). Training replaces unreadable videos (see
+:class:`~xclip.data.dataset.VideoDataset`) until too many are bad; the loader then raises
+:class:`~xclip.data.dataset.TooManyBadVideos` in the main process. Both errors are
+:class:`~xclip.errors.InputError` (the user's data), one line each, naming the fix.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from xclip.errors import InputError
 
-from .dataset import BadSample, VideoDataset
+from .dataset import SCAN_HINT, BadSample, VideoDataset
 
 __all__ = [
     "BadVideosError",
@@ -35,18 +38,22 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class BadVideosError(RuntimeError):
-    """An evaluation pass met unreadable videos (``bad``: list of :class:`BadSample`)."""
+class BadVideosError(InputError):
+    """Videos of an evaluation (or validation) list are unreadable (``bad``: list of
+    :class:`BadSample`, ``total``: videos in the pass); one line naming them and the fix."""
 
-    def __init__(self, bad: Sequence[BadSample], total: int):
-        self.bad = list(bad)
-        lines = "\n".join(f"  {b.path}: {b.reason}" for b in self.bad[:100])
-        more = f"\n  ... and {len(self.bad) - 100} more" if len(self.bad) > 100 else ""
+    def __init__(self, bad: Sequence[BadSample], total: int, what: str = "evaluation"):
+        self.bad, self.total, self.what = list(bad), int(total), what
+        shown = "; ".join(f"{b.path} ({b.reason})" for b in self.bad[:10])
+        more = f"; and {len(self.bad) - 10} more" if len(self.bad) > 10 else ""
         super().__init__(
-            f"{len(self.bad)} of {total} evaluation videos could not be read (nothing was "
-            f"dropped silently; fix them, or pass skip_bad=True to skip and report them):\n"
-            f"{lines}{more}"
+            f"{len(self.bad)} of {total} {what} videos could not be read (nothing was dropped "
+            f"silently): {shown}{more}; remove them from the list ({SCAN_HINT} writes a list "
+            "without them) or skip and report them with data.skip_bad=true"
         )
+
+    def __reduce__(self):
+        return (type(self), (self.bad, self.total, self.what))
 
 
 class EvalDistributedSampler(Sampler[int]):
@@ -56,12 +63,12 @@ class EvalDistributedSampler(Sampler[int]):
     def __init__(self, dataset_len: int, num_replicas: int | None = None, rank: int | None = None):
         if num_replicas is None or rank is None:
             if not (dist.is_available() and dist.is_initialized()):
-                raise RuntimeError(
+                raise InputError(
                     "distributed=True needs torch.distributed initialised, or rank and world_size"
                 )
             num_replicas = dist.get_world_size() if num_replicas is None else num_replicas
             rank = dist.get_rank() if rank is None else rank
-        if not 0 <= rank < num_replicas:
+        if num_replicas < 1 or not 0 <= rank < num_replicas:
             raise InputError(f"rank {rank} out of range for {num_replicas} replicas")
         self.n, self.num_replicas, self.rank = dataset_len, num_replicas, rank
 
@@ -102,7 +109,9 @@ class VideoDataLoader(DataLoader):
     """A DataLoader that advances the dataset's (and sampler's) epoch on every pass and, in
     evaluation, accounts for every video: batches are ``(clips, labels, indices)``; unreadable
     videos end the pass with :class:`BadVideosError` or, with ``skip_bad``, are listed in
-    ``skipped`` and reported in the log."""
+    ``skipped`` and reported in the log. In training, a placeholder from a dataset that gave up
+    (too many unreadable videos) ends the pass with its one-line
+    :class:`~xclip.data.dataset.TooManyBadVideos`, raised here in the main process."""
 
     def __init__(self, *args, evaluation: bool = False, skip_bad: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -127,6 +136,8 @@ class VideoDataLoader(DataLoader):
         bad: list[BadSample] = []
         seen = 0
         for clips, labels, idx, bad_in_batch in it:
+            if bad_in_batch and not self.evaluation:
+                raise _too_many_bad(self.dataset, bad_in_batch)
             bad += bad_in_batch
             seen += len(idx) + len(bad_in_batch)
             if len(idx):
@@ -142,6 +153,13 @@ class VideoDataLoader(DataLoader):
                 "evaluation skipped %d of %d videos that could not be read: %s",
                 len(bad), seen, ", ".join(b.path for b in bad[:20]),
             )  # fmt: skip
+
+
+def _too_many_bad(dataset, bad: list[BadSample]) -> Exception:
+    """The training set's own one-line error (its bad-video count is shared with the workers)."""
+    if hasattr(dataset, "too_many_bad_error"):
+        return dataset.too_many_bad_error()
+    return BadVideosError(bad, len(dataset), "training")
 
 
 def build_dataloader(
@@ -177,13 +195,23 @@ def build_dataloader(
     * ``pin_memory`` defaults to CUDA availability; workers persist across epochs, are seeded
       (:func:`seed_worker`) and use one thread each.
     """
-    if batch_size < 1:
-        raise InputError(f"batch_size must be >= 1, got {batch_size}")
+    if isinstance(dataset, str | bytes) or not (
+        hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")
+    ):
+        raise InputError(
+            f"build_dataloader needs a dataset (e.g. VideoDataset(list_file, root, labels)), "
+            f"got {type(dataset).__name__} {dataset!r:.80}"
+        )
+    for name, value, low in (("batch_size", batch_size, 1), ("workers", workers, 0)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+            raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
     if sampler is not None and distributed:
         raise InputError("pass distributed=False with a sampler of your own: it shards itself")
     seed = dataset.seed if seed is None and hasattr(dataset, "seed") else (seed or 0)
     if hasattr(dataset, "collect_errors"):
-        dataset.collect_errors = not train
+        # placeholders instead of exceptions raised inside worker processes (whose re-raised
+        # copies carry the worker's traceback as their message); the loader raises one line
+        dataset.collect_errors = True
     shuffle = False
     gen: torch.Generator | None = None
     if sampler is None:

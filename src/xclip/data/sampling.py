@@ -22,6 +22,7 @@ issue #99) is available with ``strategy="dense"``.
 
 from __future__ import annotations
 
+import numbers
 from typing import Literal
 
 import numpy as np
@@ -54,11 +55,22 @@ def make_rng(rng: RngLike) -> np.random.Generator:
     return np.random.default_rng(rng)
 
 
-def _check(total: int, num_frames: int) -> None:
-    if int(total) != total or total < 1:
-        raise InputError(f"a video needs at least one frame to sample from, got {total} frames")
-    if int(num_frames) != num_frames or num_frames < 1:
-        raise InputError(f"num_frames must be a positive integer, got {num_frames}")
+def _is_int(x: object) -> bool:
+    """An integer (Python or numpy; ``True`` is not a frame count), or an integral float."""
+    if isinstance(x, bool | np.bool_):
+        return False
+    if isinstance(x, numbers.Integral):
+        return True
+    return isinstance(x, numbers.Real) and float(x).is_integer()  # NaN/inf are not
+
+
+def _check(total: int, num_frames: int) -> tuple[int, int]:
+    """``(total, num_frames)`` as Python ints, or :class:`InputError` naming the bad one."""
+    if not _is_int(total) or total < 1:
+        raise InputError(f"a video needs at least one frame to sample from, got {total!r} frames")
+    if not _is_int(num_frames) or num_frames < 1:
+        raise InputError(f"num_frames must be a positive integer, got {num_frames!r}")
+    return int(total), int(num_frames)
 
 
 # --- mmaction2 SampleFrames arithmetic (clip offsets) -----------------------------------------
@@ -99,14 +111,14 @@ def _frames(offsets: np.ndarray, clip_len: int, frame_interval: int, total: int)
 
 def sample_train_indices(total: int, num_frames: int, rng: RngLike = None) -> np.ndarray:
     """Original train sampling: ``[T]`` indices, one random frame per segment."""
-    _check(total, num_frames)
+    total, num_frames = _check(total, num_frames)
     offsets = clip_offsets_train(total, 1, 1, num_frames, make_rng(rng))
     return _frames(offsets, 1, 1, total).reshape(-1)
 
 
 def sample_test_indices(total: int, num_frames: int) -> np.ndarray:
     """Original single-view test sampling: ``[T]`` indices at the segment centres."""
-    _check(total, num_frames)
+    total, num_frames = _check(total, num_frames)
     return _frames(clip_offsets_test(total, 1, 1, num_frames), 1, 1, total).reshape(-1)
 
 
@@ -114,9 +126,10 @@ def sample_uniform_views(total: int, num_frames: int, num_views: int) -> np.ndar
     """Deterministic multi-view sampling: ``[V, T]``; view v takes the point ``(v+0.5)/V`` of each
     of the T segments (``int(i*avg + avg*(v+0.5)/V)`` with ``avg = total/T``). V=1 equals
     :func:`sample_test_indices`."""
-    _check(total, num_frames)
-    if num_views < 1:
-        raise InputError(f"num_views must be >= 1, got {num_views}")
+    total, num_frames = _check(total, num_frames)
+    if not _is_int(num_views) or num_views < 1:
+        raise InputError(f"num_views must be a positive integer, got {num_views!r}")
+    num_views = int(num_views)
     avg = total / float(num_frames)
     seg = np.arange(num_frames)[None, :] * avg
     shift = (np.arange(num_views)[:, None] + 0.5) / num_views * avg
@@ -135,10 +148,13 @@ def sample_dense(
     """Dense sampling, ``SampleFrames(clip_len=T, frame_interval, num_clips=V)``: ``[V, T]``
     consecutive frames ``frame_interval`` apart (default ``max(1, 64 // T)``, issue #99).
     Train draws each clip start at random inside its segment; test takes the segment centres."""
-    _check(total, num_frames)
-    interval = max(1, 64 // num_frames) if frame_interval is None else int(frame_interval)
-    if interval < 1:
-        raise InputError(f"frame_interval must be >= 1, got {frame_interval}")
+    total, num_frames = _check(total, num_frames)
+    if frame_interval is not None and (not _is_int(frame_interval) or frame_interval < 1):
+        raise InputError(f"frame_interval must be a positive integer, got {frame_interval!r}")
+    if not _is_int(num_views) or num_views < 1:
+        raise InputError(f"num_views must be a positive integer, got {num_views!r}")
+    num_views = int(num_views)
+    interval = max(1, 64 // int(num_frames)) if frame_interval is None else int(frame_interval)
     if train:
         offsets = clip_offsets_train(total, num_frames, interval, num_views, make_rng(rng))
     else:
@@ -166,9 +182,10 @@ def sample_frame_indices(
     * ``strategy="dense"``: :func:`sample_dense` (``view_mode`` "random" draws random clip starts
       in test mode too).
     """
-    _check(total, num_frames)
-    if num_views < 1:
-        raise InputError(f"num_views must be >= 1, got {num_views}")
+    total, num_frames = _check(total, num_frames)
+    if not _is_int(num_views) or num_views < 1:
+        raise InputError(f"num_views must be a positive integer, got {num_views!r}")
+    num_views = int(num_views)
     if view_mode not in ("random", "uniform"):
         raise InputError(f"view_mode must be 'random' or 'uniform', got {view_mode!r}")
     if strategy == "dense":

@@ -22,7 +22,9 @@ class FolderStorage:
     def __init__(self, root: str | os.PathLike | None):
         self.root = None if root is None else os.fspath(root)
         if self.root is not None and not os.path.isdir(self.root):
-            raise FileNotFoundError(f"video folder not found: {self.root}")
+            raise FileNotFoundError(
+                f"video folder not found: {self.root} (check --root / data.root)"
+            )
 
     def resolve(self, path: str) -> str:
         return path if self.root is None else os.path.join(self.root, path)
@@ -49,7 +51,9 @@ class TarStorage:
     def __init__(self, tar_path: str | os.PathLike):
         self.tar_path = os.fspath(tar_path)
         if not os.path.isfile(self.tar_path):
-            raise FileNotFoundError(f"tar archive not found: {self.tar_path}")
+            raise FileNotFoundError(
+                f"tar archive not found: {self.tar_path} (check --root / data.root)"
+            )
         try:
             with tarfile.open(self.tar_path, mode="r:") as tf:
                 members = [m for m in tf.getmembers() if m.isfile()]
@@ -104,6 +108,8 @@ class TarStorage:
 
 def open_storage(root: str | os.PathLike | None) -> FolderStorage | TarStorage:
     """``*.tar`` -> :class:`TarStorage`, a folder (or None: paths as given) -> :class:`FolderStorage`."""
+    if root is not None and not isinstance(root, str | os.PathLike):
+        raise InputError(f"root must be a folder or .tar path, got {type(root).__name__}")
     if root is not None and os.fspath(root).endswith(".tar"):
         return TarStorage(root)
     return FolderStorage(root)

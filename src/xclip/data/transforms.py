@@ -30,6 +30,8 @@ differences).
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -67,6 +69,8 @@ MULTISCALE_SCALES: tuple[float, ...] = (1.0, 0.875, 0.75, 0.66)
 def to_tchw_uint8(frames: torch.Tensor | np.ndarray) -> torch.Tensor:
     """``[..., 3, H, W]`` or ``[..., H, W, 3]`` uint8 (tensor or numpy) -> uint8 ``[..., 3, H, W]``."""
     t = torch.from_numpy(np.ascontiguousarray(frames)) if isinstance(frames, np.ndarray) else frames
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"expected uint8 frames as a tensor or numpy array, got {type(t).__name__}")
     if t.dtype != torch.uint8:
         raise TypeError(f"expected uint8 frames, got {t.dtype}")
     if t.ndim < 3:
@@ -232,6 +236,41 @@ def normalize(frames: torch.Tensor, mean: Sequence[float], std: Sequence[float])
     return (frames.to(torch.float32) - m) / s
 
 
+def _check_common(
+    image_size: object, mean: object, std: object, resize_short: object
+) -> tuple[int, tuple[float, ...], tuple[float, ...]]:
+    """Checked ``(image_size, mean, std)`` of a transform (one line naming the bad argument)."""
+    if isinstance(image_size, bool) or not isinstance(image_size, numbers.Integral):
+        raise InputError(f"image_size must be a positive integer, got {image_size!r}")
+    if image_size < 1:
+        raise InputError(f"image_size must be >= 1, got {image_size}")
+    if resize_short is not None and (
+        isinstance(resize_short, bool)
+        or not isinstance(resize_short, numbers.Integral)
+        or resize_short < 0
+    ):
+        raise InputError(
+            f"resize_short must be a positive integer (0 or None: 256/224 * image_size), got "
+            f"{resize_short!r}"
+        )
+    out = []
+    for name, v in (("mean", mean), ("std", std)):
+        if isinstance(v, str | bytes) or not isinstance(v, Sequence) or len(v) != 3:
+            raise InputError(f"{name} must be 3 numbers (R, G, B on the 0-1 scale), got {v!r}")
+        if not all(isinstance(x, numbers.Real) and math.isfinite(x) for x in v):
+            raise InputError(f"{name} must be 3 finite numbers, got {v!r}")
+        out.append(tuple(float(x) for x in v))
+    if min(out[1]) <= 0:
+        raise InputError(f"std must be > 0 (it divides the pixels), got {std!r}")
+    return int(image_size), out[0], out[1]
+
+
+def _check_probability(name: str, p: object) -> float:
+    if not (isinstance(p, numbers.Real) and 0.0 <= p <= 1.0):
+        raise InputError(f"{name} is a probability in [0, 1], got {p!r}")
+    return float(p)
+
+
 # --- train --------------------------------------------------------------------------------------
 
 
@@ -270,6 +309,16 @@ class TrainTransform:
     ) -> None:
         if num_fixed_crops not in (5, 13):
             raise InputError(f"num_fixed_crops must be 5 or 13, got {num_fixed_crops}")
+        image_size, mean, std = _check_common(image_size, mean, std, resize_short)
+        flip_p = _check_probability("flip_p", flip_p)
+        jitter_p = _check_probability("jitter_p", jitter_p)
+        grayscale_p = _check_probability("grayscale_p", grayscale_p)
+        if (
+            isinstance(scales, str | bytes)
+            or not scales
+            or not all(isinstance(x, numbers.Real) and 0 < x <= 1 for x in scales)
+        ):
+            raise InputError(f"scales must be numbers in (0, 1], got {scales!r}")
         self.image_size = int(image_size)
         self.resize_short = int(resize_short or int(256 / 224 * image_size))
         self.mean, self.std = tuple(mean), tuple(std)
@@ -366,6 +415,7 @@ class EvalTransform:
     ) -> None:
         if num_crops not in (1, 3):
             raise InputError(f"num_crops must be 1 or 3, got {num_crops}")
+        image_size, mean, std = _check_common(image_size, mean, std, resize_short)
         self.image_size = int(image_size)
         self.resize_short = int(resize_short or int(256 / 224 * image_size))
         self.mean, self.std = tuple(mean), tuple(std)

@@ -2,11 +2,19 @@
 
     xclip-video eval --checkpoint runs/k400/checkpoints/epoch_030 --val-file val.txt \
         --labels kinetics_400_labels.csv --root /data/k400 --views 4x3
+
+The report folder (``metrics.json`` with the provenance of the number, confusion matrix,
+per-class and per-video CSVs) is written whole or not at all. ``--out DIR`` that exists is
+refused unless ``--overwrite``; without ``--out`` the report goes to
+``runs/eval/<checkpoint name>_<views>`` or, if that exists, the first free ``...-2``, ``-3``.
+Nothing is ever written into the checkpoint's folder, and an output that is (or holds) an input
+is refused. All of this is checked before the model is loaded.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from xclip.errors import InputError
@@ -35,7 +43,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--batch-size", type=int, help="videos per process (sets test.batch_size)")
     p.add_argument("--workers", type=int, help="loader workers (sets data.workers)")
-    p.add_argument("--out", help="report folder (default: <checkpoint>/eval_<views> or runs/eval)")
+    p.add_argument(
+        "--out",
+        help="report folder (default: runs/eval/<checkpoint name>_<views>, versioned -2, -3, ... "
+        "if it exists)",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --out folder (as a unit)"
+    )
     p.add_argument("--device", choices=["cpu", "cuda"])
     p.add_argument(
         "--precision", choices=["auto", "fp32", "bf16", "fp16"], help="sets train.precision"
@@ -56,12 +71,15 @@ def run(args: argparse.Namespace) -> int:
     import xclip  # lazy: CLI start-up
     from xclip.data.annotations import read_labels_csv  # lazy: CLI start-up
     from xclip.precision import autocast, resolve_precision  # lazy: CLI start-up
+    from xclip_app.exit_codes import UsageError  # lazy: CLI start-up
+    from xclip_app.outputs import check_output  # lazy: CLI start-up
     from xclip_app.train import distributed as D  # lazy: CLI start-up
     from xclip_app.train.classifier import load_classifier  # lazy: CLI start-up
     from xclip_app.train.config import check_paths, load_config  # lazy: CLI start-up
     from xclip_app.train.evaluate import evaluate, format_result, write_report  # lazy: CLI start-up
     from xclip_app.train.loaders import build_eval_loader  # lazy: CLI start-up
     from xclip_app.train.logs import quiet_other_ranks  # lazy: CLI start-up
+    from xclip_app.train.provenance import checkpoint_fingerprint  # lazy: CLI start-up
 
     overrides = list(args.overrides)
     for flag, key in (
@@ -81,13 +99,30 @@ def run(args: argparse.Namespace) -> int:
         overrides += [f"test.num_clips={clips}", f"test.num_crops={crops}"]
     cfg = load_config(args.config, overrides, validate=False)
     check_paths(cfg, ["data.val_file", "data.label_list"])
+    t = cfg.test
+    ckpt = Path(args.checkpoint)
+    views = f"{t.num_clips}x{t.num_crops}"
+    inputs = [args.checkpoint, cfg.data.val_file, cfg.data.label_list, cfg.data.root or None]
+    protected = [ckpt if ckpt.is_dir() else None]
+    if args.out:
+        out = check_output(
+            args.out, flag="--out", overwrite=args.overwrite, inputs=inputs,
+            protected=protected, folder=True,
+        )  # fmt: skip
+        if_exists = "replace" if args.overwrite else "refuse"
+    else:  # a name of our own: never replaces anything, a new version instead
+        name = (ckpt.name or str(args.checkpoint)).replace(os.sep, "_")
+        out = check_output(
+            Path("runs/eval") / f"{name}_{views}",
+            flag="--out", overwrite=True, inputs=inputs, protected=protected, folder=True,
+        )  # fmt: skip
+        if_exists = "version"
     info = D.init(args.device)
     quiet_other_ranks(info)
     try:
         names = read_labels_csv(cfg.data.label_list)
         clf = load_classifier(args.checkpoint, num_classes=len(names)).to(info.device)
         pre = clf.model.preprocess
-        t = cfg.test
         loader = build_eval_loader(
             cfg, info, pre, cfg.data.val_file, cfg.data.label_list,
             num_clips=t.num_clips, num_crops=t.num_crops, view_mode=t.view_mode,
@@ -101,17 +136,21 @@ def run(args: argparse.Namespace) -> int:
             progress=info.is_main and cfg.output.progress, desc=f"eval {t.num_clips}x{t.num_crops}",
         )  # fmt: skip
         if info.is_main:
-            ckpt = Path(args.checkpoint)
-            out = (
-                Path(args.out)
-                if args.out
-                else (
-                    ckpt / f"eval_{t.num_clips}x{t.num_crops}"
-                    if ckpt.is_dir()
-                    else Path("runs/eval")
-                )
-            )
-            write_report(res, out, names, [e.path for e in loader.dataset.entries])
+            extra = {
+                **checkpoint_fingerprint(args.checkpoint),
+                "precision": precision,
+                "device": str(info.device),
+            }
+            try:
+                out = write_report(
+                    res, out, names, [e.path for e in loader.dataset.entries],
+                    extra=extra, if_exists=if_exists,
+                )  # fmt: skip
+            except FileExistsError:
+                raise UsageError(
+                    f"{out} was created while evaluating; add --overwrite to replace it, or "
+                    "choose another --out"
+                ) from None
             print(format_result(res))
             print(
                 f"report: {out} (metrics.json, per_class.csv, confusion.{{npy,csv,png}}, predictions.csv)"

@@ -74,8 +74,13 @@ class DataConfig:
     workers: int = 8  # DataLoader worker processes per rank
     backend: str = "auto"  # video decoder: auto, pyav, torchcodec, decord
     max_bad_fraction: float = 0.01  # training stops once more videos than this are unreadable
-    skip_bad: bool = False  # evaluation: skip (and list) unreadable videos instead of failing
+    # evaluation: skip (and list) unreadable videos instead of failing; training: bad validation
+    # videos found by the preflight are listed and the run goes on
+    skip_bad: bool = False
     check_files: bool = True  # check at start that every listed video exists
+    # before the first epoch, open the header of every validation video (no decoding, threaded)
+    # and fail with the list of unreadable ones unless data.skip_bad=true; false = skip the check
+    preflight: bool = True
 
 
 @dataclass

@@ -4,6 +4,14 @@ Multi-view scores are the **sum of the per-view softmax probabilities** (the ori
 ``validate``). Under ``torch.distributed`` every rank evaluates its ``rank::world`` share (no
 padding), the ``(index, probabilities)`` pairs of all ranks are gathered and de-duplicated by
 dataset index, so every video counts exactly once whatever the world size.
+
+Every result carries its provenance (:mod:`.provenance`: weights and list fingerprints, views,
+view mode, sampling, seed, videos evaluated and skipped), and :func:`write_report` writes it into
+``metrics.json``. A report folder is written whole through :func:`xclip.atomic.atomic_dir` and
+never replaces an earlier one unless asked: ``if_exists="version"`` (the default) picks the
+first free ``NAME``, ``NAME-2``, ...; ``"refuse"`` raises ``FileExistsError``; ``"replace"``
+swaps the old folder for the new one as a unit. Scores that are NaN/Inf (a diverged checkpoint,
+fp16 overflow) stop the evaluation with :class:`NonFiniteScoresError` instead of being ranked.
 """
 
 from __future__ import annotations
@@ -16,17 +24,33 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+import xclip
+from xclip.atomic import atomic_dir
+from xclip.errors import InputError
+from xclip_app.outputs import versioned
+
 from . import distributed as D
+from .provenance import dataset_fingerprint, model_provenance
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EvalResult", "compute_metrics", "evaluate", "write_report"]
+__all__ = [
+    "EvalResult",
+    "NonFiniteScoresError",
+    "compute_metrics",
+    "evaluate",
+    "write_report",
+]
+
+
+class NonFiniteScoresError(InputError):
+    """The model gave NaN/Inf scores: its weights or the precision are unusable (not the data)."""
 
 
 @dataclass
@@ -45,6 +69,8 @@ class EvalResult:
     probs: np.ndarray  # [N, K] float32 summed softmax over views
     skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # what reproduces the number: fingerprints, views, sampling, seeds (see .provenance)
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     @property
     def preds(self) -> np.ndarray:
@@ -111,6 +137,7 @@ def evaluate(
         bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True)
         it = bar
     views = "?"
+    nonfinite: list[int] = []  # dataset indices whose scores are NaN/Inf
     try:
         for clips, labels, index in it:
             clips = clips.to(device, non_blocking=True)
@@ -120,6 +147,9 @@ def evaluate(
                 with autocast or contextlib.nullcontext():
                     logits = classifier(clips[:, i], text_features=text_features)
                 summed += logits.float().softmax(-1)
+            bad_rows = ~torch.isfinite(summed).all(1)
+            if bool(bad_rows.any()):
+                nonfinite += index[bad_rows.cpu()].tolist()
             idx_all.append(index.cpu())
             prob_all.append(summed.cpu())
             lab_all.append(labels.cpu())
@@ -133,6 +163,16 @@ def evaluate(
         torch.cat(prob_all).numpy() if prob_all else np.zeros((0, num_classes), np.float32),
         torch.cat(lab_all).numpy() if lab_all else np.zeros(0, np.int64),
     )
+    ds = loader.dataset
+    nonfinite = sorted({i for part in D.all_gather_objects(nonfinite) for i in part})
+    if nonfinite:  # every rank raises (none is left waiting in a collective)
+        entries = getattr(ds, "entries", None)
+        first = entries[nonfinite[0]].path if entries else f"index {nonfinite[0]}"
+        raise NonFiniteScoresError(
+            f"the model gave NaN/Inf scores for {len(nonfinite)} video(s) (first: {first}); the "
+            "weights or the precision are unusable, not the videos: check the checkpoint (a "
+            "diverged run?) or evaluate in fp32 (--precision fp32 / train.precision=fp32)"
+        )
     parts = D.all_gather_objects(local)
     idx = np.concatenate([p[0] for p in parts])
     probs = np.concatenate([p[1] for p in parts]).astype(np.float32)
@@ -143,10 +183,19 @@ def evaluate(
     top1, top5, mean_cls, conf = compute_metrics(probs, labels, num_classes)
     skipped = [b.path for b in getattr(loader, "skipped", [])]
     skipped = sorted({p for part in D.all_gather_objects(skipped) for p in part})
-    ds = loader.dataset
     views_str = (
         f"{ds.num_clips}x{ds.num_crops}" if hasattr(ds, "num_clips") and not ds.train else views
     )
+    provenance = {
+        **model_provenance(classifier),
+        **dataset_fingerprint(ds),
+        "views": views_str,
+        "videos": len(ds) if hasattr(ds, "__len__") else None,
+        "evaluated": len(idx),
+        "skipped": len(skipped),
+        "world_size": len(parts),
+        "xclip_version": xclip.__version__,
+    }
     return EvalResult(
         top1=top1,
         top5=top5,
@@ -160,6 +209,7 @@ def evaluate(
         probs=probs,
         skipped=skipped,
         seconds=time.perf_counter() - t0,
+        provenance=provenance,
     )
 
 
@@ -213,10 +263,52 @@ def write_report(
     out_dir: str | Path,
     class_names: list[str],
     paths: list[str] | None = None,
+    *,
+    extra: dict[str, Any] | None = None,
+    if_exists: Literal["version", "refuse", "replace"] = "version",
 ) -> Path:
-    """``metrics.json``, ``confusion.{npy,csv,png}``, ``per_class.csv``, ``predictions.csv``."""
+    """Write ``metrics.json`` (scores, provenance, ``extra``), ``confusion.{npy,csv,png}``,
+    ``per_class.csv`` and ``predictions.csv`` into a new folder, published as a unit.
+
+    ``if_exists``: what to do when ``out_dir`` exists - ``"version"`` writes ``out_dir-2`` (the
+    first free name) instead, ``"refuse"`` raises ``FileExistsError``, ``"replace"`` replaces it
+    whole once the new report is complete. Returns the folder written.
+    """
+    if isinstance(class_names, str | bytes) or isinstance(paths, str | bytes):
+        raise InputError(
+            "class_names and paths must be lists of strings, not one string (it would be read "
+            "character by character)"
+        )
+    if if_exists not in ("version", "refuse", "replace"):
+        raise InputError(f"if_exists must be version, refuse or replace, got {if_exists!r}")
+    class_names = list(class_names)
+    if len(class_names) != result.num_classes:
+        raise InputError(
+            f"{len(class_names)} class names for a result over {result.num_classes} classes"
+        )
+
+    def fill(tmp: Path) -> None:
+        _write_report_files(result, tmp, class_names, paths, extra or {})
+
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if if_exists != "version":
+        return atomic_dir(out, fill, overwrite=if_exists == "replace")
+    for _ in range(100):  # another process may take the free name between check and rename
+        target = versioned(out)
+        try:
+            return atomic_dir(target, fill, overwrite=False)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not find a free name for the report {out}")
+
+
+def _write_report_files(
+    result: EvalResult,
+    out: Path,
+    class_names: list[str],
+    paths: list[str] | None,
+    extra: dict[str, Any],
+) -> None:
     conf = result.confusion
     np.save(out / "confusion.npy", conf)
     with open(out / "confusion.csv", "w", newline="", encoding="utf-8") as f:
@@ -263,10 +355,14 @@ def write_report(
             w.writerow(
                 [int(i), paths[int(i)] if paths else "", int(lab), pred, f"{float(p[pred]):.5f}"]
             )
+    metrics = {
+        **result.summary(),
+        "skipped_files": result.skipped,
+        "provenance": {**result.provenance, **extra},
+    }
     with open(out / "metrics.json", "w", encoding="utf-8") as f:
-        json.dump({**result.summary(), "skipped_files": result.skipped}, f, indent=2)
+        json.dump(metrics, f, indent=2)
         f.write("\n")
-    return out
 
 
 def format_result(result: EvalResult) -> str:

@@ -11,22 +11,27 @@
   draw).
 
 Standard deviations are numpy's population std (ddof=0); the paper does not say which it used.
+
+Results are reproducible from their files: every zero-shot set's ``metrics.json`` and
+``zeroshot_results.json`` record the checkpoint and weights fingerprints, the list and label
+fingerprints, views, view mode and seed; every row of ``fewshot_results.json`` records the same
+for its run (the drawn K-shot list's fingerprint and the draw seed included). Report folders are
+written whole (:func:`~.evaluate.write_report`) and never replace an earlier one unless the
+command was given ``--overwrite``.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import xclip
-from xclip.data.annotations import (
-    read_labels_csv,
-    read_video_list,
-    write_video_list,
-)
+from xclip.atomic import atomic_write_text
+from xclip.data.annotations import format_video_list, read_labels_csv, read_video_list
 from xclip.errors import InputError
 from xclip.precision import autocast, resolve_precision
 from xclip_app.splits.kshot import kshot_entries
@@ -36,6 +41,7 @@ from .classifier import load_classifier
 from .config import RunConfig, check_paths, is_placeholder
 from .evaluate import EvalResult, evaluate, format_result, mean_std, write_report
 from .loaders import build_eval_loader
+from .provenance import checkpoint_fingerprint, file_sha256
 from .trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -68,14 +74,45 @@ def format_table(title: str, rows: list[Row], group_label: str = "set") -> str:
     return "\n".join(lines)
 
 
+def zeroshot_set_names(cfg: RunConfig) -> list[str]:
+    """The name of each ``protocol.eval_sets`` entry (its report folder); must be unique."""
+    names = [s.name or f"set{i + 1}" for i, s in enumerate(cfg.protocol.eval_sets)]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError(
+            f"protocol.eval_sets names must be unique (each names a report folder); "
+            f"{', '.join(dupes)} appear more than once"
+        )
+    for n in names:
+        if not n or n in (".", "..") or "/" in n or os.sep in n:
+            raise InputError(f"protocol.eval_sets name {n!r} cannot name a report folder")
+    return names
+
+
+def zeroshot_inputs(cfg: RunConfig) -> list[str]:
+    """The files and folders the zero-shot protocol reads (never to be written over)."""
+    out = [cfg.data.root]
+    for s in cfg.protocol.eval_sets:
+        out += [s.val_file, s.label_list, s.root or ""]
+    return [x for x in out if x]
+
+
 def run_zeroshot(
-    cfg: RunConfig, checkpoint: str, info: D.DistInfo, out_dir: Path | None = None
+    cfg: RunConfig,
+    checkpoint: str,
+    info: D.DistInfo,
+    out_dir: Path | None = None,
+    *,
+    overwrite: bool = False,
 ) -> tuple[list[Row], list[EvalResult]]:
+    """Evaluate ``checkpoint`` on every set; with ``out_dir`` write one report per set into
+    ``out_dir/<set name>`` (an existing one is refused unless ``overwrite``)."""
     sets = cfg.protocol.eval_sets
     if not sets:
         raise InputError(
             "protocol.eval_sets is empty; the zero-shot recipe lists one set per split"
         )
+    set_names = zeroshot_set_names(cfg)
     for i, s in enumerate(sets):
         for key in ("val_file", "label_list"):
             v = getattr(s, key)
@@ -93,8 +130,9 @@ def run_zeroshot(
     precision = resolve_precision(cfg.train.precision, info.device)
     t = cfg.test
     rows, results = [], []
-    for i, s in enumerate(sets):
-        name = s.name or f"set{i + 1}"
+    extra = checkpoint_fingerprint(checkpoint) if info.is_main and out_dir is not None else {}
+    extra["precision"] = precision
+    for name, s in zip(set_names, sets, strict=True):
         names = read_labels_csv(s.label_list)
         loader = build_eval_loader(
             cfg, info, clf.model.preprocess, s.val_file, s.label_list,
@@ -108,7 +146,10 @@ def run_zeroshot(
         )  # fmt: skip
         log.info("%s: %s", name, format_result(res))
         if info.is_main and out_dir is not None:
-            write_report(res, out_dir / name, names, [e.path for e in loader.dataset.entries])
+            write_report(
+                res, out_dir / name, names, [e.path for e in loader.dataset.entries],
+                extra=extra, if_exists="replace" if overwrite else "refuse",
+            )  # fmt: skip
         rows.append(Row(name, res.num_samples, len(names), res.top1, res.top5))
         results.append(res)
     return rows, results
@@ -140,8 +181,7 @@ def run_fewshot(
     for k, seed, c in fewshot_runs(cfg):
         if info.is_main:
             picked = kshot_entries(entries, k, seed)
-            Path(c.output.dir).mkdir(parents=True, exist_ok=True)
-            write_video_list(c.data.train_file, picked)
+            _write_kshot_list(Path(c.data.train_file), format_video_list(picked))
             log.info(
                 "few-shot K=%d seed %d: %d training videos -> %s",
                 k,
@@ -152,6 +192,7 @@ def run_fewshot(
         D.barrier()
         trainer = Trainer(c, resume=resume, info=info)
         summary = trainer.fit()
+        t = c.test
         if p.report == "best" or not summary.final_eval:
             best = max(
                 (h for h in summary.history if "top1" in h), key=lambda h: h["top1"], default=None
@@ -159,14 +200,44 @@ def run_fewshot(
             if best is None:
                 raise InputError("protocol.report=best needs test.eval_every > 0")
             top1, top5 = best["top1"], best["top5"]
-            n = None
+            n, skipped = None, None
+            ckpt = Path(c.output.dir) / "best"
+            views, view_mode = f"{t.num_clips}x{t.num_crops}", t.view_mode
         else:
             top1, top5 = summary.final_eval["top1"], summary.final_eval["top5"]
             n = summary.final_eval["num_samples"]
-        out.append(
-            {"k": k, "seed": seed, "top1": top1, "top5": top5, "videos": n, "run": c.output.dir}
+            skipped = summary.final_eval.get("skipped")
+            ckpt = summary.last_checkpoint
+            views, view_mode = f"{t.final_num_clips}x{t.final_num_crops}", t.final_view_mode
+        row = {"k": k, "seed": seed, "top1": top1, "top5": top5, "videos": n, "run": c.output.dir}
+        # what reproduces the number (see .provenance)
+        row.update(
+            skipped=skipped,
+            views=views,
+            view_mode=view_mode,
+            train_seed=c.train.seed,
+            train_list=c.data.train_file,
+            train_list_sha256=file_sha256(c.data.train_file),
+            val_list=c.data.val_file,
+            val_list_sha256=file_sha256(c.data.val_file),
+            labels_sha256=file_sha256(c.data.label_list),
+            **(checkpoint_fingerprint(ckpt) if ckpt is not None else {"checkpoint": None}),
         )
+        out.append(row)
     return out
+
+
+def _write_kshot_list(path: Path, text: str) -> None:
+    """Write a run's K-shot list; a list already there (a resumed protocol) must be the same
+    draw, or the resumed run would train on other videos."""
+    if path.is_file():
+        if path.read_text(encoding="utf-8") != text:
+            raise InputError(
+                f"{path} holds another K-shot draw than this protocol makes (other "
+                "protocol.train_file, shots or seeds?); use a new --output for the new protocol"
+            )
+        return
+    atomic_write_text(path, text, overwrite=False)
 
 
 def format_fewshot_table(title: str, results: list[dict[str, Any]]) -> str:

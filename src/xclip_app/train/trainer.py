@@ -52,6 +52,7 @@ from .loaders import build_eval_loader, build_train_loader
 from .logs import RUN_LOGGER, add_run_log_file
 from .metrics import MetricsLog
 from .optim import build_optimizer, freeze_text
+from .preflight import check_before_training
 from .run_folder import SUMMARY, RunFolderError, RunPlan, plan_run, run_identity
 from .sampler import ResumableSampler
 from .schedule import CosineWarmupSchedule
@@ -196,6 +197,7 @@ class Trainer:
                     f"data.val_file ({cfg.data.val_file}) has labels of {vk} classes but "
                     f"data.label_list has {k}; use the label list of the validation videos"
                 )
+        check_before_training(cfg, info, self.class_names)  # unreadable val videos, hflip
 
         # model
         clf = build_classifier(cfg, k)
