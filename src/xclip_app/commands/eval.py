@@ -17,7 +17,7 @@ import argparse
 import os
 from pathlib import Path
 
-from xclip.errors import InputError
+from xclip_app.exit_codes import UsageError
 
 NAME = "eval"
 HELP = "evaluate a checkpoint: top-1/top-5, mean class accuracy, confusion matrix, per-class report"
@@ -61,9 +61,9 @@ def parse_views(text: str) -> tuple[int, int]:
     try:
         clips, crops = (int(x) for x in text.lower().split("x"))
     except ValueError:
-        raise InputError(f"--views must look like 4x3 (clips x crops), got {text!r}") from None
+        raise UsageError(f"--views must look like 4x3 (clips x crops), got {text!r}") from None
     if clips < 1 or crops not in (1, 3):
-        raise InputError(f"--views: clips must be >= 1 and crops 1 or 3, got {text!r}")
+        raise UsageError(f"--views: clips must be >= 1 and crops 1 or 3, got {text!r}")
     return clips, crops
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from xclip_app.train.recipe_args import add_recipe_arguments, load_recipe
+from xclip_app.recipe_args import add_recipe_arguments, load_recipe
 
 NAME = "train"
 HELP = "train X-CLIP from a YAML recipe (torchrun for several GPUs); --resume auto continues a run"

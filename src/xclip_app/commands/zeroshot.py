@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from xclip_app.train.recipe_args import add_recipe_arguments, load_recipe
+from xclip_app.recipe_args import add_recipe_arguments, load_recipe
 
 NAME = "zeroshot"
 HELP = (

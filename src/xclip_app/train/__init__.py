@@ -1,7 +1,7 @@
 """Training and evaluation of X-CLIP (the application side; the model library is ``xclip``).
 
 * :mod:`.config`: typed recipe dataclasses, YAML with bases, dotted overrides;
-  :mod:`.recipe_args`: the same recipe on the command line.
+  :mod:`xclip_app.recipe_args`: the same recipe on the command line.
 * :mod:`.trainer`: the training loop (DDP, accumulation, mixed precision, resume, NaN stop).
 * :mod:`.loaders`: the run's training and evaluation loaders; :mod:`.sampler`: the resumable
   training order.

@@ -7,7 +7,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .config import RunConfig
+    from xclip_app.train.config import RunConfig
 
 __all__ = ["add_recipe_arguments", "load_recipe"]
 
@@ -29,7 +29,7 @@ def add_recipe_arguments(p: argparse.ArgumentParser, required: bool = True) -> N
 
 def load_recipe(args: argparse.Namespace, extra: list[str] | None = None) -> RunConfig:
     """The recipe ``args`` name, with its overrides, then ``extra`` ones, then ``--output``."""
-    from .config import load_config  # lazy: CLI start-up
+    from xclip_app.train.config import load_config  # lazy: CLI start-up
 
     overrides = list(args.overrides or []) + list(extra or [])
     if getattr(args, "output", None):
