@@ -63,8 +63,11 @@ log = logging.getLogger(RUN_LOGGER)
 __all__ = ["NonFiniteLossError", "Trainer"]
 
 
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN/inf; the run stopped and its last good checkpoint was kept."""
+class NonFiniteLossError(InputError):
+    """The loss became NaN/inf; the run stopped and its last good checkpoint was kept.
+
+    An :class:`~xclip.errors.InputError`: the settings (learning rate, precision) do not train
+    on this data; the message names what to change (exit code 2 from ``xclip-video``)."""
 
 
 class Trainer:
@@ -414,8 +417,9 @@ class Trainer:
                         f"loss is {loss_val} at epoch {epoch + 1} iteration {i} (global iteration "
                         f"{epoch * n_iters + i}); training stopped. Last good checkpoint: "
                         f"{last if last else 'none (no checkpoint was written yet)'}. Lower "
-                        "train.lr, try train.precision=fp32 or set train.clip_grad_norm, then "
-                        "continue with --resume auto"
+                        "train.lr, try train.precision=fp32 or set train.clip_grad_norm, and "
+                        "start over with --overwrite or another --output (a resume repeats the "
+                        "same steps exactly, so it would meet the same loss)"
                     )
                 if step_now:
                     if cfg.train.clip_grad_norm:
