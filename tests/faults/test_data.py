@@ -435,3 +435,37 @@ def test_hflip_warning_once_when_flip_is_on_and_classes_name_a_direction(caplog)
     warnings = [r.getMessage() for r in caplog.records if "aug.flip" in r.getMessage()]
     assert len(warnings) == 1
     assert "aug.flip=0" in warnings[0] and "'swiping left'" in warnings[0]
+
+
+@pytest.mark.parametrize("backend", ["torchcodec", "decord"])
+def test_optional_decoders_report_only_file_failures_as_unreadable(backend, small_clip, tmp_path):
+    # rule 3 for the optional backends: a bad file is a VideoDecodeError, a bug inside the
+    # decoder call (TypeError) or running out of memory is not turned into "unreadable"
+    from xclip.data.video import VideoDecodeError, available_backends, open_video
+
+    if backend not in available_backends():
+        pytest.skip(f"{backend} is not usable here (pip install {backend})")
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("not a video")
+    with pytest.raises(VideoDecodeError):
+        open_video(str(fake), backend=backend)
+    reader = open_video(str(small_clip), backend=backend)
+    inner = "_dec" if backend == "torchcodec" else "_vr"
+    method = "get_frames_at" if backend == "torchcodec" else "get_batch"
+
+    class Broken:
+        def __init__(self, exc):
+            self.exc = exc
+
+        def __getattr__(self, name):
+            if name == method:
+                raise self.exc
+            raise AttributeError(name)
+
+    for exc in (TypeError("a bug"), MemoryError()):
+        setattr(reader, inner, Broken(exc))
+        with pytest.raises(type(exc)):
+            reader.get_frames([0, 1])
+    setattr(reader, inner, Broken(RuntimeError("Invalid data found when processing input")))
+    with pytest.raises(VideoDecodeError):
+        reader.get_frames([0, 1])

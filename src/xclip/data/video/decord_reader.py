@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 
-from xclip.data.video.errors import VideoDecodeError
+from xclip.data.video.errors import VideoDecodeError, is_decoder_failure
 from xclip.data.video.reader import VideoMetadata, VideoReader, VideoSource, normalise_source
 from xclip.data.video.watchdog import decode_watchdog
 
@@ -44,6 +44,8 @@ class DecordReader(VideoReader):
                 self._vr = decord.VideoReader(source, num_threads=num_threads)
             self._n = len(self._vr)
         except Exception as e:
+            if not is_decoder_failure(e):
+                raise
             raise VideoDecodeError(self.path, f"cannot open ({type(e).__name__}: {e})") from e
         if self._n <= 0:
             raise VideoDecodeError(self.path, "the video stream has no frames")
@@ -77,6 +79,8 @@ class DecordReader(VideoReader):
         try:
             batch = self._vr.get_batch(targets).asnumpy()
         except Exception as e:
+            if not is_decoder_failure(e):
+                raise
             raise VideoDecodeError(self.path, f"decoding failed ({type(e).__name__}: {e})") from e
         if batch.ndim != 4 or batch.shape[-1] != 3:
             raise VideoDecodeError(

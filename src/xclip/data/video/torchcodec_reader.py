@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xclip.data.video.errors import VideoDecodeError
+from xclip.data.video.errors import VideoDecodeError, is_decoder_failure
 from xclip.data.video.reader import (
     VideoMetadata,
     VideoReader,
@@ -46,6 +46,8 @@ class TorchCodecReader(VideoReader):
                 )
             md = self._dec.metadata
         except Exception as e:
+            if not is_decoder_failure(e):
+                raise
             raise VideoDecodeError(self.path, f"cannot open ({type(e).__name__}: {e})") from e
         n = int(md.num_frames or 0)
         if n <= 0:
@@ -69,6 +71,8 @@ class TorchCodecReader(VideoReader):
         try:
             batch = self._dec.get_frames_at(targets).data.numpy()
         except Exception as e:
+            if not is_decoder_failure(e):
+                raise
             raise VideoDecodeError(self.path, f"decoding failed ({type(e).__name__}: {e})") from e
         self.stats.decoded_frames += len(targets)
         self.stats.converted_frames += len(targets)
