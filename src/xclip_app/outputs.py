@@ -86,8 +86,8 @@ def check_output(
     for guarded in _given(protected):
         if guarded.is_dir() and is_within(out, guarded):
             raise UsageError(
-                f"the output {out} is inside {guarded}, a model or checkpoint folder that is "
-                f"never written into; choose another {flag}"
+                f"the output {out} is inside the model folder {guarded} (a model or checkpoint "
+                f"folder is never written into); choose another {flag}"
             )
     if not folder:
         from xclip.data.video import VIDEO_EXTENSIONS  # lazy: CLI start-up
