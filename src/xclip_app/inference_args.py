@@ -26,6 +26,7 @@ __all__ = [
     "add_overwrite_argument",
     "add_view_arguments",
     "classifier_from_args",
+    "compile_choice",
     "input_guards",
     "load_model_from_args",
     "read_labels",
@@ -64,7 +65,19 @@ def add_model_arguments(p: argparse.ArgumentParser, default: str | None = DEFAUL
     g.add_argument(
         "--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)"
     )
-    g.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    g.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        default="auto",
+        help="auto (default): bf16 on CUDA, fp32 on the CPU",
+    )
+    g.add_argument(
+        "--compile",
+        choices=("auto", "on", "off", "cudagraphs"),
+        default="auto",
+        help="torch.compile the video encoder for the fixed batch shape; auto (default): on "
+        "CUDA only (docs/model.md, GPU)",
+    )
     g.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
 
 
@@ -75,7 +88,12 @@ def add_view_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--num-crops", type=int, choices=(1, 3), default=1, help="spatial crops per clip (1 or 3)"
     )
-    g.add_argument("--batch-size", type=int, default=8, help="views per model call (default 8)")
+    g.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="views per model call (default: chosen for the GPU's memory; 8 on the CPU)",
+    )
     g.add_argument(
         "--workers", type=int, default=1, help="decoding threads working ahead of the model"
     )
@@ -170,7 +188,13 @@ def classifier_from_args(
         device=args.device,
         precision=args.precision,
         batch_size=args.batch_size,
+        compile=compile_choice(args.compile),
     )
+
+
+def compile_choice(value: str) -> bool | str:
+    """``--compile`` -> the ``compile=`` argument of the inference pipeline."""
+    return {"on": True, "off": False}.get(value, value)
 
 
 def load_model_from_args(args: argparse.Namespace, model: str | None = None) -> XCLIP:

@@ -47,9 +47,12 @@ class VideoClassifier(VideoPipeline):
         num_clips, num_crops: views per video (temporal clips x 1 or 3 crops); probabilities are
             averaged over views.
         device: ``"cpu"``, ``"cuda"``, ... (default: CUDA when available).
-        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; softmax in fp32).
-        batch_size: views per model call.
+        precision: ``"auto"`` (bf16 on CUDA, fp32 on the CPU), ``"fp32"``, ``"bf16"`` or
+            ``"fp16"`` (autocast; softmax in fp32).
+        batch_size: views per model call (None: chosen for the device; 8 on the CPU).
         decode_threads: FFmpeg threads per video (1 = least overhead when decoding in parallel).
+        compile: the compiled video encoder (``"auto"``: on CUDA; see
+            :mod:`xclip.inference.accelerate`).
 
     ``__call__(video, labels=None)`` returns a :class:`Prediction`; other ``labels`` for one call
     (and ``template``) are allowed; their text features are cached too (up to 32 label sets).
@@ -64,13 +67,15 @@ class VideoClassifier(VideoPipeline):
         num_clips: int = 1,
         num_crops: int = 1,
         device: str | torch.device | None = None,
-        precision: str = "fp32",
-        batch_size: int = 8,
+        precision: str = "auto",
+        batch_size: int | None = None,
         decode_threads: int = 1,
+        compile: bool | str = "auto",
     ) -> None:
         super().__init__(
             model, num_clips=num_clips, num_crops=num_crops, device=device,
             precision=precision, batch_size=batch_size, decode_threads=decode_threads,
+            compile=compile,
         )  # fmt: skip
         self.template = check_template(template)
         self.labels = check_labels(labels)

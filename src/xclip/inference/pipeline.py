@@ -26,8 +26,9 @@ from ..data.sampling import sample_frame_indices
 from ..data.transforms import EvalTransform
 from ..data.video import VideoReader, find_videos, open_video
 from ..model import XCLIP, VideoFeatures
-from ..precision import PRECISIONS
 from ..precision import autocast as precision_autocast
+from ..precision import resolve_precision
+from .accelerate import CompiledVideoEncoder, auto_batch_size, resolve_compile
 from .device import resolve_device
 from .errors import BAD_VIDEO_ERRORS, explain_decode_errors, one_line_error
 from .loading import load_inference_model
@@ -101,9 +102,14 @@ class VideoPipeline:
             architecture name (random weights). The model is put in eval mode on ``device``.
         num_clips, num_crops: views per video (temporal clips x 1 or 3 crops).
         device: ``"cpu"``, ``"cuda"``, ... (default: CUDA when available).
-        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast around fp32 weights).
-        batch_size: views per model call.
+        precision: ``"auto"`` (bf16 on CUDA, fp32 on the CPU), ``"fp32"``, ``"bf16"`` or
+            ``"fp16"`` (autocast around fp32 weights).
+        batch_size: views per model call (None: chosen for the device,
+            :func:`~xclip.inference.accelerate.auto_batch_size`; 8 on the CPU).
         decode_threads: FFmpeg threads per video (1 = least overhead when decoding in parallel).
+        compile: ``"auto"`` (a ``torch.compile``-d video encoder for the fixed batch shape on
+            CUDA, eager on the CPU), ``True``, ``"cudagraphs"`` or ``False``
+            (:mod:`xclip.inference.accelerate`).
 
     ``view_mode`` names the sampling of the temporal clips (see
     :func:`~xclip.data.sampling.sample_frame_indices`); result files record it with the views.
@@ -118,9 +124,10 @@ class VideoPipeline:
         num_clips: int = 1,
         num_crops: int = 1,
         device: str | torch.device | None = None,
-        precision: str = "fp32",
-        batch_size: int = 8,
+        precision: str = "auto",
+        batch_size: int | None = None,
         decode_threads: int = 1,
+        compile: bool | str = "auto",
     ) -> None:
         self.model_source = (
             model
@@ -129,24 +136,35 @@ class VideoPipeline:
         )
         self.model = load_inference_model(model)
         for key, v in (("num_clips", num_clips), ("batch_size", batch_size)):
+            if key == "batch_size" and v is None:
+                continue
             if not isinstance(v, int) or isinstance(v, bool):
                 raise TypeError(f"{key} must be an int, got {type(v).__name__}")
         if num_clips < 1:
             raise InputError(f"num_clips must be >= 1, got {num_clips}")
         if num_crops not in (1, 3):
             raise InputError(f"num_crops must be 1 or 3, got {num_crops}")
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
-        if precision not in PRECISIONS:
-            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.num_clips, self.num_crops = num_clips, num_crops
-        self.batch_size = batch_size
-        self.precision = precision
         self.decode_threads = decode_threads
         self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        compile_mode = resolve_compile(compile, self.device)
         if self.device.type == "cpu" and precision == "fp16":
             logger.warning("fp16 on the CPU is slow and gains nothing; prefer bf16 or fp32")
         self.model.eval().to(self.device)
+        self.batch_size = (
+            auto_batch_size(self.model, self.device, self.precision)
+            if batch_size is None
+            else batch_size
+        )
+        # the compiled encoder (None: eager); compiled lazily by torch on the first call
+        self._encoder = (
+            None
+            if compile_mode is None
+            else CompiledVideoEncoder(self.model, self.batch_size, compile_mode)
+        )
         cfg, pre = self.model.cfg, self.model.preprocess
         if pre.num_frames != cfg.num_frames or pre.image_size != cfg.image_size:
             logger.warning(
@@ -312,11 +330,15 @@ class VideoPipeline:
 
     # -- running the model --------------------------------------------------------------------
     def encode(self, clips: torch.Tensor) -> VideoFeatures:
-        """float ``[N, T, 3, S, S]`` -> features of the N views, in chunks of ``batch_size``."""
+        """float ``[N, T, 3, S, S]`` -> features of the N views, in chunks of ``batch_size``
+        (through the compiled encoder when the pipeline has one)."""
         embeds, tokens = [], []
+        if self.device.type == "cuda" and clips.device.type == "cpu" and not clips.is_pinned():
+            clips = clips.pin_memory()  # the copies below then overlap with the model's kernels
+        encode = self.model.encode_video if self._encoder is None else self._encoder
         with torch.inference_mode(), self.autocast():
             for chunk in clips.split(self.batch_size):
-                f = self.model.encode_video(chunk.to(self.device, non_blocking=True))
+                f = encode(chunk.to(self.device, non_blocking=True))
                 embeds.append(f.embeds)
                 if f.tokens is not None:
                     tokens.append(f.tokens)

@@ -41,17 +41,20 @@ def embed_videos(
     num_clips: int = 1,
     num_crops: int = 1,
     device: str | torch.device | None = None,
-    precision: str = "fp32",
-    batch_size: int = 8,
+    precision: str = "auto",
+    batch_size: int | None = None,
     workers: int = 1,
     progress: Callable[[int, int, str], None] | None = None,
     model_name: str | None = None,
+    compile: bool | str = "auto",
 ) -> VideoIndex:
     """Embed videos into a :class:`VideoIndex` (unreadable ones are skipped and listed in
     ``index.failures``). With ``labels`` the raw class-text embeddings are stored too.
     ``keep_tokens=False`` makes a compact index (only ``method="cosine"`` search).
     ``model_name`` is recorded as the model's source (default: ``model`` when it is a name or
-    path), so that ``xclip-video search`` can reload the same model.
+    path), so that ``xclip-video search`` can reload the same model. ``precision``,
+    ``batch_size`` and ``compile`` are those of :class:`~xclip.inference.pipeline.VideoPipeline`
+    (defaults chosen for the device: bf16 and a compiled encoder on CUDA, fp32 eager on the CPU).
 
     ``videos`` is a list of videos; a path string is one video or a folder (never iterated
     character by character). Only videos the decoder or the file system cannot read are
@@ -63,7 +66,7 @@ def embed_videos(
     check_template(template)
     pipe = VideoPipeline(
         model, num_clips=num_clips, num_crops=num_crops, device=device, precision=precision,
-        batch_size=batch_size,
+        batch_size=batch_size, compile=compile,
     )  # fmt: skip
     source = model_name or pipe.model_source
     paths: list[str] = []
@@ -79,7 +82,7 @@ def embed_videos(
             if not bool(torch.isfinite(f.embeds).all()):
                 raise FloatingPointError(
                     f"{item.source}: the model gave a NaN or infinite embedding (its weights hold "
-                    f"NaN/inf, or {precision} overflowed: try precision='fp32')"
+                    f"NaN/inf, or {pipe.precision} overflowed: try precision='fp32')"
                 )
             paths.append(item.source)
             embeds.append(f.embeds.float().mean(dim=0).cpu())  # views averaged
@@ -112,7 +115,7 @@ def embed_videos(
         num_clips=num_clips,
         num_crops=num_crops,
         view_mode=pipe.view_mode,
-        precision=precision,
+        precision=pipe.precision,
     )
 
 

@@ -56,6 +56,7 @@ from .preflight import check_before_training
 from .run_folder import SUMMARY, RunFolderError, RunPlan, plan_run, run_identity
 from .sampler import ResumableSampler
 from .schedule import CosineWarmupSchedule
+from .step_window import StepRow, StepWindow
 from .summary import TrainSummary, format_duration
 
 log = logging.getLogger(RUN_LOGGER)
@@ -103,7 +104,11 @@ class Trainer:
                 "train.precision=fp16 needs a GPU (its GradScaler); use bf16 or fp32 on CPU"
             )
         self.loss_fn = soft_target_cross_entropy  # replaceable (tests inject faults here)
+        # steps between reads of the loss back to the host: every step on the CPU (nothing to
+        # overlap), the log interval on a GPU (no host synchronisation per step)
+        self.sync_every = 1 if self.device.type == "cpu" else max(1, cfg.output.print_freq)
         self._last_good: Path | None = None
+        self._clips_before = 0
 
     # -- setup ------------------------------------------------------------------------------------
     def _setup_runtime(self) -> None:
@@ -380,10 +385,10 @@ class Trainer:
         if start_iter and self._resume_acc:
             acc.update(self._resume_acc)
         self._resume_acc = None
-        clips_seen = 0  # in this process's run of the epoch, for the speed shown while it runs
+        window = StepWindow(self.sync_every)
+        self._clips_before = acc["clips"]  # for the speed of this process's run of the epoch
         try:
             for i in range(start_iter, n_iters):
-                t0 = time.perf_counter()
                 clips, labels, _ = next(it)
                 clips = clips[:, 0].to(self.device, non_blocking=True)  # [B, T, 3, H, W]
                 labels = labels.to(self.device, non_blocking=True)
@@ -403,24 +408,19 @@ class Trainer:
                 with ctx:
                     loss = self._forward_loss(clips, target.float())
                     self.scaler.scale(loss / accum).backward()
-                # the loss all ranks agree on: the mean over the global batch
-                stat = torch.stack(
-                    [loss.detach().double().cpu(), torch.ones((), dtype=torch.float64)]
-                )
-                stat = D.all_reduce_sum(
-                    stat.to(self.device) if info.backend == "nccl" else stat
-                ).cpu()
-                loss_val = float(stat[0] / stat[1])
-                if not math.isfinite(loss_val):
-                    last = self._last_good
-                    raise NonFiniteLossError(
-                        f"loss is {loss_val} at epoch {epoch + 1} iteration {i} (global iteration "
-                        f"{epoch * n_iters + i}); training stopped. Last good checkpoint: "
-                        f"{last if last else 'none (no checkpoint was written yet)'}. Lower "
-                        "train.lr, try train.precision=fp32 or set train.clip_grad_norm, and "
-                        "start over with --overwrite or another --output (a resume repeats the "
-                        "same steps exactly, so it would meet the same loss)"
-                    )
+                # the loss all ranks agree on: the mean over the global batch; kept on the device
+                # and read back once per window (no host synchronisation per step on a GPU)
+                stat = torch.stack([loss.detach().double(), loss.new_ones((), dtype=torch.float64)])
+                if info.distributed:
+                    stat = D.all_reduce_sum(stat if info.backend == "nccl" else stat.cpu())
+                lr_used = self.optimizer.param_groups[0]["lr"]
+                window.add(i, stat, lr_used, clips.shape[0] * info.world_size)
+                every = cfg.output.save_every_steps
+                saves = bool(every and step_now and (i + 1) % every == 0 and i + 1 < n_iters)
+                if window.full() or saves or i == n_iters - 1:
+                    # before the optimizer step: a non-finite loss never reaches a checkpoint
+                    for row in window.flush():
+                        self._record_step(row, epoch, start_iter, acc, bar, t_epoch)
                 if step_now:
                     if cfg.train.clip_grad_norm:
                         self.scaler.unscale_(self.optimizer)
@@ -430,41 +430,13 @@ class Trainer:
                     self.scaler.step(self.optimizer)
                     self.scaler.update()
                     self.optimizer.zero_grad(set_to_none=True)
-                    lr_used = self.optimizer.param_groups[0]["lr"]
                     self.schedule.step_update(epoch * n_iters + i)
-                else:
-                    lr_used = self.optimizer.param_groups[0]["lr"]
-                dt = time.perf_counter() - t0
-                n_clips = clips.shape[0] * info.world_size
-                clips_seen += n_clips
-                acc["loss_sum"] += loss_val
-                acc["iters"] += 1
-                acc["clips"] += n_clips
-                acc["last_loss"] = loss_val
-                gstep = epoch * n_iters + i
-                self.metrics.write(
-                    {"kind": "train", "epoch": epoch, "iter": i, "step": gstep, "loss": loss_val,
-                     "lr": lr_used, "clips_per_s": n_clips / max(dt, 1e-9), "time": time.time()},
-                    step=gstep,
-                )  # fmt: skip
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(
-                        loss=f"{loss_val:.4f}", lr=f"{lr_used:.2e}",
-                        clips_s=f"{clips_seen / (time.perf_counter() - t_epoch):.1f}",
-                    )  # fmt: skip
-                elif info.is_main and (i % cfg.output.print_freq == 0 or i == n_iters - 1):
-                    elapsed = time.perf_counter() - t_epoch
-                    eta = elapsed / (i - start_iter + 1) * (n_iters - i - 1)
-                    log.info(
-                        "Train: [%d/%d][%d/%d] eta %s lr %.3e loss %.4f clips/s %.1f",
-                        epoch + 1, cfg.train.epochs, i, n_iters, format_duration(eta), lr_used,
-                        loss_val, clips_seen / elapsed,
-                    )  # fmt: skip
-                every = cfg.output.save_every_steps
-                if every and step_now and (i + 1) % every == 0 and i + 1 < n_iters:
+                if saves:
                     sums = {**acc, "seconds": acc["seconds"] + time.perf_counter() - t_epoch}
                     self._save(C.Position(epoch, i + 1), epoch_sums=sums)
+                    window.restart_clock()
         finally:
             if bar is not None:
                 bar.close()
@@ -477,6 +449,47 @@ class Trainer:
             "clips_per_s": acc["clips"] / max(seconds, 1e-9),
             "seconds": seconds,
         }
+
+    def _record_step(
+        self, row: StepRow, epoch: int, start_iter: int, acc: dict[str, Any], bar: Any, t0: float
+    ) -> None:
+        """A step read back from the device: check its loss, add it to the epoch's sums, the
+        metrics log, the progress bar and the log."""
+        cfg, n_iters, i = self.cfg, self.iters_per_epoch, row.iteration
+        if not math.isfinite(row.loss):
+            last = self._last_good
+            raise NonFiniteLossError(
+                f"loss is {row.loss} at epoch {epoch + 1} iteration {i} (global iteration "
+                f"{epoch * n_iters + i}); training stopped. Last good checkpoint: "
+                f"{last if last else 'none (no checkpoint was written yet)'}. Lower "
+                "train.lr, try train.precision=fp32 or set train.clip_grad_norm, and "
+                "start over with --overwrite or another --output (a resume repeats the "
+                "same steps exactly, so it would meet the same loss)"
+            )
+        acc["loss_sum"] += row.loss
+        acc["iters"] += 1
+        acc["clips"] += row.clips
+        acc["last_loss"] = row.loss
+        gstep = epoch * n_iters + i
+        self.metrics.write(
+            {"kind": "train", "epoch": epoch, "iter": i, "step": gstep, "loss": row.loss,
+             "lr": row.lr, "clips_per_s": row.clips_per_s, "time": time.time()},
+            step=gstep,
+        )  # fmt: skip
+        elapsed = time.perf_counter() - t0
+        # the speed shown while the epoch runs: this process's run of it
+        speed = (acc["clips"] - self._clips_before) / max(elapsed, 1e-9)
+        if bar is not None:
+            bar.set_postfix(
+                loss=f"{row.loss:.4f}", lr=f"{row.lr:.2e}", clips_s=f"{speed:.1f}"
+            )  # fmt: skip
+        elif self.info.is_main and (i % cfg.output.print_freq == 0 or i == n_iters - 1):
+            eta = elapsed / (i - start_iter + 1) * (n_iters - i - 1)
+            log.info(
+                "Train: [%d/%d][%d/%d] eta %s lr %.3e loss %.4f clips/s %.1f",
+                epoch + 1, cfg.train.epochs, i, n_iters, format_duration(eta), row.lr,
+                row.loss, speed,
+            )  # fmt: skip
 
     # -- evaluation -------------------------------------------------------------------------------
     def evaluate(self, loader, desc: str = "eval") -> EvalResult:
