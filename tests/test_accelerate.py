@@ -33,7 +33,8 @@ def test_resolve_compile():
     assert resolve_compile("auto", CPU) is None
     assert resolve_compile(False, CPU) is None
     assert resolve_compile(True, CPU) == "default"
-    assert resolve_compile("auto", torch.device("cuda")) == "max-autotune-no-cudagraphs"
+    assert resolve_compile("auto", torch.device("cuda")) == "default"
+    assert resolve_compile(True, torch.device("cuda")) == "max-autotune-no-cudagraphs"
     assert resolve_compile("cudagraphs", torch.device("cuda")) == "reduce-overhead"
     with pytest.raises(InputError, match="needs a CUDA device"):
         resolve_compile("cudagraphs", CPU)
@@ -74,6 +75,18 @@ def test_padded_chunks_do_not_change_the_outputs(model):
     torch.testing.assert_close(got.tokens, ref.tokens, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="larger than batch_size"):
         enc(torch.cat([video, video]))
+
+
+def test_auto_compile_waits_for_a_long_enough_job(model):
+    """compile="auto" runs the first batches eagerly: a short job never pays the compile time."""
+    enc = CompiledVideoEncoder(model, batch_size=2, mode="default", eager_calls=2)
+    enc._fn = None  # would fail if called: the first two calls must not touch it
+    video = torch.randn(2, model.cfg.num_frames, 3, model.cfg.image_size, model.cfg.image_size)
+    with torch.inference_mode():
+        for _ in range(2):
+            assert not enc.compiled
+            enc(video)
+    assert enc.compiled and enc.calls == 2
 
 
 @pytest.mark.slow

@@ -6,11 +6,14 @@ On CUDA, by default (``precision="auto"``, ``batch_size=None``, ``compile="auto"
   agrees with fp32 (checked by ``benchmarks/gpu_check.py``, ``parity``), so it is the default.
 - **SDPA**: attention already runs through ``F.scaled_dot_product_attention``, which picks the
   flash / memory-efficient kernels for bf16 on CUDA (:mod:`xclip.attention`).
-- **a compiled video encoder** (``torch.compile``, ``mode="max-autotune-no-cudagraphs"`` or, with
-  ``compile="cudagraphs"``, ``mode="reduce-overhead"`` = CUDA-graph capture) for one fixed
-  shape: every call gets exactly ``batch_size`` views (the last chunk is padded with zeros and
-  the padding's outputs dropped; views are independent, so the real outputs do not change), so
-  it compiles once per pipeline.
+- **a compiled video encoder** (``torch.compile``) for one fixed shape: every call gets exactly
+  ``batch_size`` views (the last chunk is padded with zeros and the padding's outputs dropped;
+  views are independent, so the real outputs do not change), so it compiles once per pipeline.
+  ``"auto"`` compiles (``mode="default"``) only once a pipeline has run
+  :data:`EAGER_CALLS` batches eagerly: a job that short would not repay the compile time (tens of
+  seconds); ``compile=True`` compiles from the first batch with
+  ``mode="max-autotune-no-cudagraphs"`` (minutes of start-up, the fastest kernels) and
+  ``compile="cudagraphs"`` with ``mode="reduce-overhead"`` (CUDA-graph capture).
 - **a batch size chosen for the card** (:func:`auto_batch_size`).
 
 On the CPU nothing changes unless asked: fp32, 8 views per call, eager (compiling costs minutes of
@@ -30,22 +33,31 @@ from ..precision import resolve_precision
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["COMPILE_MODES", "CompiledVideoEncoder", "auto_batch_size", "resolve_compile"]
+__all__ = [
+    "COMPILE_MODES",
+    "EAGER_CALLS",
+    "CompiledVideoEncoder",
+    "auto_batch_size",
+    "resolve_compile",
+]
 
 COMPILE_MODES = ("auto", True, False, "cudagraphs")
 CPU_BATCH = 8
+EAGER_CALLS = 16  # batches run eagerly before compile="auto" compiles
 
 
 def resolve_compile(compile: bool | str, device: torch.device) -> str | None:
     """``compile`` -> the ``torch.compile`` mode to use, or None for eager.
 
-    ``"auto"``: compiled on CUDA (``"max-autotune-no-cudagraphs"``), eager on the CPU; ``True``:
-    compiled on any device (``"default"`` mode on the CPU); ``"cudagraphs"``: compiled and captured
-    as CUDA graphs (``"reduce-overhead"``; CUDA only); ``False``: eager."""
+    ``"auto"``: ``"default"`` on CUDA (after :data:`EAGER_CALLS` eager batches), eager on the
+    CPU; ``True``: ``"max-autotune-no-cudagraphs"`` on CUDA, ``"default"`` on the CPU;
+    ``"cudagraphs"``: ``"reduce-overhead"`` (CUDA-graph capture; CUDA only); ``False``: eager."""
     if compile not in COMPILE_MODES or isinstance(compile, int) and not isinstance(compile, bool):
         raise InputError(f"compile must be one of {COMPILE_MODES}, got {compile!r}")
     if compile is False or (compile == "auto" and device.type != "cuda"):
         return None
+    if compile == "auto":
+        return "default"
     if compile == "cudagraphs":
         if device.type != "cuda":
             raise InputError("compile='cudagraphs' needs a CUDA device; use compile=True on CPU")
@@ -81,20 +93,31 @@ class CompiledVideoEncoder:
 
     ``encoder(chunk)`` takes ``[n, T, 3, S, S]`` with ``n <= batch_size`` and returns the
     :class:`~xclip.model.VideoFeatures` of the ``n`` views: a shorter chunk is padded with
-    zeros to ``batch_size`` so the compiled graph (and a captured CUDA graph) is reused."""
+    zeros to ``batch_size`` so the compiled graph (and a captured CUDA graph) is reused. The
+    first ``eager_calls`` calls run the eager model (nothing is compiled before then)."""
 
-    def __init__(self, model: XCLIP, batch_size: int, mode: str) -> None:
+    def __init__(self, model: XCLIP, batch_size: int, mode: str, eager_calls: int = 0) -> None:
         self.model, self.batch_size, self.mode = model, batch_size, mode
+        self.eager_calls, self.calls = eager_calls, 0
         self._fn = torch.compile(self._encode, mode=mode, dynamic=False, fullgraph=False)
 
     def _encode(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         f = self.model.encode_video(video)
         return f.embeds, f.tokens
 
+    @property
+    def compiled(self) -> bool:
+        """Whether the next call runs the compiled encoder."""
+        return self.calls >= self.eager_calls
+
     def __call__(self, chunk: torch.Tensor) -> VideoFeatures:
         n = chunk.shape[0]
         if n > self.batch_size:
             raise ValueError(f"a chunk of {n} views is larger than batch_size={self.batch_size}")
+        if not self.compiled:
+            self.calls += 1
+            return self.model.encode_video(chunk)
+        self.calls += 1
         if n < self.batch_size:
             pad = chunk.new_zeros(self.batch_size - n, *chunk.shape[1:])
             chunk = torch.cat([chunk, pad])

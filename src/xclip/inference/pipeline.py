@@ -28,7 +28,7 @@ from ..data.video import VideoReader, find_videos, open_video
 from ..model import XCLIP, VideoFeatures
 from ..precision import autocast as precision_autocast
 from ..precision import resolve_precision
-from .accelerate import CompiledVideoEncoder, auto_batch_size, resolve_compile
+from .accelerate import EAGER_CALLS, CompiledVideoEncoder, auto_batch_size, resolve_compile
 from .device import resolve_device
 from .errors import BAD_VIDEO_ERRORS, explain_decode_errors, one_line_error
 from .loading import load_inference_model
@@ -107,9 +107,9 @@ class VideoPipeline:
         batch_size: views per model call (None: chosen for the device,
             :func:`~xclip.inference.accelerate.auto_batch_size`; 8 on the CPU).
         decode_threads: FFmpeg threads per video (1 = least overhead when decoding in parallel).
-        compile: ``"auto"`` (a ``torch.compile``-d video encoder for the fixed batch shape on
-            CUDA, eager on the CPU), ``True``, ``"cudagraphs"`` or ``False``
-            (:mod:`xclip.inference.accelerate`).
+        compile: ``"auto"`` (on CUDA a ``torch.compile``-d video encoder for the fixed batch
+            shape once a job has run 16 batches; eager on the CPU), ``True``, ``"cudagraphs"``
+            or ``False`` (:mod:`xclip.inference.accelerate`).
 
     ``view_mode`` names the sampling of the temporal clips (see
     :func:`~xclip.data.sampling.sample_frame_indices`); result files record it with the views.
@@ -163,7 +163,12 @@ class VideoPipeline:
         self._encoder = (
             None
             if compile_mode is None
-            else CompiledVideoEncoder(self.model, self.batch_size, compile_mode)
+            else CompiledVideoEncoder(
+                self.model,
+                self.batch_size,
+                compile_mode,
+                eager_calls=EAGER_CALLS if compile == "auto" else 0,
+            )
         )
         cfg, pre = self.model.cfg, self.model.preprocess
         if pre.num_frames != cfg.num_frames or pre.image_size != cfg.image_size:
