@@ -60,7 +60,10 @@ def resolve_compile(compile: bool | str, device: torch.device) -> str | None:
         return "default"
     if compile == "cudagraphs":
         if device.type != "cuda":
-            raise InputError("compile='cudagraphs' needs a CUDA device; use compile=True on CPU")
+            raise InputError(
+                "CUDA-graph capture (compile='cudagraphs', --compile cudagraphs) needs a CUDA "
+                "device; on the CPU use compile=True (--compile on)"
+            )
         return "reduce-overhead"
     return "max-autotune-no-cudagraphs" if device.type == "cuda" else "default"
 
