@@ -77,11 +77,14 @@ class CutmixMixupBlending:
             return self._cutmix(videos, target, b)
         return self._mixup(videos, target, b)
 
-    def _perm(self, b: int, device: torch.device) -> torch.Tensor:
-        return torch.from_numpy(self.rng.permutation(b)).to(device)
+    def _perm(self, b: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the permutation on ``device``, its host copy for :attr:`last`): reading it back
+        from a GPU would make the host wait for the GPU at every training step."""
+        host = torch.from_numpy(self.rng.permutation(b))
+        return host.to(device), host
 
     def _cutmix(self, videos, target, b):
-        perm = self._perm(b, videos.device)
+        perm, perm_host = self._perm(b, videos.device)
         lam = float(self.rng.beta(self.cutmix_alpha, self.cutmix_alpha))
         h, w = videos.shape[-2:]
         x1, y1, x2, y2 = cutmix_box(h, w, lam, self.rng)
@@ -89,16 +92,16 @@ class CutmixMixupBlending:
         out[..., y1:y2, x1:x2] = videos[perm][..., y1:y2, x1:x2]
         lam = 1.0 - (x2 - x1) * (y2 - y1) / float(w * h)
         mixed = lam * target + (1.0 - lam) * target[perm]
-        self.last = {"mode": "cutmix", "lam": lam, "perm": perm.cpu(), "box": (x1, y1, x2, y2)}
+        self.last = {"mode": "cutmix", "lam": lam, "perm": perm_host, "box": (x1, y1, x2, y2)}
         return out, mixed
 
     def _mixup(self, videos, target, b):
         lam = float(self.rng.beta(self.mixup_alpha, self.mixup_alpha))
-        perm = self._perm(b, videos.device)
+        perm, perm_host = self._perm(b, videos.device)
         mixed_v = lam * videos + (1.0 - lam) * videos[perm]
         if self.inplace:
             videos.copy_(mixed_v)
             mixed_v = videos
         mixed = lam * target + (1.0 - lam) * target[perm]
-        self.last = {"mode": "mixup", "lam": lam, "perm": perm.cpu(), "box": None}
+        self.last = {"mode": "mixup", "lam": lam, "perm": perm_host, "box": None}
         return mixed_v, mixed
