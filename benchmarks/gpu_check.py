@@ -65,6 +65,7 @@ TARGET_RATIO = 3.0
 TARGET_TRAIN_MFU = 0.35
 PAPER_TABLE7_GB = 6.0
 NUM_LABELS = 400
+SECTIONS = ("inference", "train", "data")
 QUICK_LABELS = 16
 
 
@@ -360,24 +361,6 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     peak = pk["gflops_per_s"] * 1e9
     rows = [_row("peak", precision=precision, gflops_per_s=pk["gflops_per_s"], n=pk["n"])]
-    rows.append(parity(archs[0] if quick else "xclip_b16_8f", device, precision, args.compile))
-    for arch in archs:
-        rows += inference(arch, device, peak, quick, precision, args.compile)
-    t_arch = "xclip_test" if quick else "xclip_b16_8f"
-    b8 = 2 if quick else 8
-    b8_row = train(t_arch, b8, device, peak, quick, precision)
-    rows.append(b8_row)
-    big = largest_batch(t_arch, device, peak, quick, precision, start=b8 * 2)
-    if big is not None:
-        rows.append(big)
-    if not quick:
-        rows.append(train(t_arch, b8, device, peak, quick, precision, compile_=True))
-    t7 = train(t_arch, 2, device, peak, quick, precision, what="paper_table7")
-    t7["paper_gb"] = PAPER_TABLE7_GB
-    rows.append(t7)
-    train_cps = b8_row["clips_per_s"]
-    with tempfile.TemporaryDirectory() as tmp:
-        rows += data_pipeline(device, quick, 2 if quick else args.workers, train_cps, tmp)
     res["rows"] = rows
     res["targets"] = {
         "views_per_s": TARGET_VIEWS_PER_S,
@@ -385,8 +368,42 @@ def run(args: argparse.Namespace) -> int:
         "train_mfu_b16_8f": TARGET_TRAIN_MFU,
         "paper_table7_gb": PAPER_TABLE7_GB,
     }
-    res["seconds"] = time.perf_counter() - t_run
-    atomic_write_text(out, json.dumps(res, indent=1) + "\n", overwrite=args.overwrite)
+    sections = args.sections or SECTIONS
+
+    def save(complete: bool) -> None:
+        # after every section: a run stopped by a time limit keeps what it measured (the output
+        # was checked before the first write; later writes replace this run's own file)
+        res["complete"], res["seconds"] = complete, time.perf_counter() - t_run
+        atomic_write_text(out, json.dumps(res, indent=1) + "\n", overwrite=args.overwrite or saved)
+        saved.append(out)
+
+    saved: list[Path] = []
+
+    if "inference" in sections:
+        rows.append(parity(archs[0] if quick else "xclip_b16_8f", device, precision, args.compile))
+        for arch in archs:
+            rows.extend(inference(arch, device, peak, quick, precision, args.compile))
+            save(False)
+    train_cps = None
+    if "train" in sections:
+        t_arch = "xclip_test" if quick else "xclip_b16_8f"
+        b8 = 2 if quick else 8
+        b8_row = train(t_arch, b8, device, peak, quick, precision)
+        rows.append(b8_row)
+        train_cps = b8_row["clips_per_s"]
+        big = largest_batch(t_arch, device, peak, quick, precision, start=b8 * 2)
+        if big is not None:
+            rows.append(big)
+        if not quick:
+            rows.append(train(t_arch, b8, device, peak, quick, precision, compile_=True))
+        t7 = train(t_arch, 2, device, peak, quick, precision, what="paper_table7")
+        t7["paper_gb"] = PAPER_TABLE7_GB
+        rows.append(t7)
+        save(False)
+    if "data" in sections:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows.extend(data_pipeline(device, quick, 2 if quick else args.workers, train_cps, tmp))
+    save(True)
     print(f"wrote {out} ({res['seconds']:.0f} s)", flush=True)
     return 0
 
@@ -401,6 +418,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", help="cuda (default when available), cuda:1, cpu (with --quick)")
     ap.add_argument("--archs", nargs="+", choices=FULL_ARCHS, help="inference architectures")
     ap.add_argument("--workers", type=int, default=16, help="DataLoader workers (default 16)")
+    ap.add_argument(
+        "--sections", nargs="+", choices=SECTIONS, help="run only these (default: all; the peak "
+        "always); the file is rewritten after each section, with complete=false until the end",
+    )  # fmt: skip
     ap.add_argument(
         "--compile",
         choices=("auto", "on", "off", "cudagraphs"),

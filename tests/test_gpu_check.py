@@ -44,7 +44,11 @@ def test_quick_dry_run_writes_every_section(tmp_path):
     assert gc.main(["--quick", "--device", "cpu", "-o", str(out)]) == 0
     res = json.loads(out.read_text())
     rows = res["rows"]
-    assert res["quick"] and all("mfu" in r and "ratio_vs_transformers" in r for r in rows)
+    assert (
+        res["quick"]
+        and res["complete"]
+        and all("mfu" in r and "ratio_vs_transformers" in r for r in rows)
+    )
     by = {}
     for r in rows:
         by.setdefault(r["section"], []).append(r)
