@@ -57,6 +57,7 @@ from xclip_app.bench.hf_reference import hf_forward_cached
 from xclip_app.bench.model import build_pair
 from xclip_app.exit_codes import UsageError
 from xclip_app.outputs import check_output
+from xclip_app.train.optim import build_optimizer, freeze_text
 
 ROOT = Path(__file__).resolve().parents[1]
 FULL_ARCHS = ("xclip_b32_8f", "xclip_b16_8f", "xclip_l14_8f")
@@ -200,8 +201,6 @@ def train(
 ) -> dict[str, Any]:  # fmt: skip
     """One configuration of the training step (the trainer's: AdamW fused on CUDA, soft-target
     CE on the cached text features, the loss read back once at the end)."""
-    from xclip_app.train.optim import build_optimizer, freeze_text  # lazy: CLI start-up
-
     _reset_mem(device)
     torch.manual_seed(0)
     model = xclip.create_model(arch).to(device).train()
