@@ -42,7 +42,9 @@ def parse_alphas(text: str) -> list[float]:
     try:
         values = [float(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise ValueError(f"alphas must be comma-separated numbers in [0, 1], got {text!r}") from None
+        raise ValueError(
+            f"alphas must be comma-separated numbers in [0, 1], got {text!r}"
+        ) from None
     if not values or any(not 0.0 <= a <= 1.0 for a in values):
         raise ValueError(f"alphas must be comma-separated numbers in [0, 1], got {text!r}")
     return sorted(set(values))
