@@ -259,3 +259,62 @@ def test_training_with_every_option(toy, tmp_path):
         torch.testing.assert_close(weights[name.removeprefix("model.")], tensor)
     # the text tower was trained (fix_text=false) and its parameters are averaged too
     assert any(k.startswith("model.transformer.") for k in avg["average"])
+
+
+def test_vificlip_recipes():
+    recipes = sorted((ROOT / "configs" / "vificlip").glob("*.yaml"))
+    assert len(recipes) == 6
+    for path in recipes:
+        cfg = load_config(path)
+        m = cfg.model
+        assert (m.cross_frame, m.use_mit, m.use_prompts, m.fix_text) == (False,) * 4, path.name
+    froster = load_config(ROOT / "configs/vificlip/k400_zeroshot_froster.yaml").train
+    assert froster.distill_weight > 0 and froster.weight_average == "ema"
+    ovc = load_config(ROOT / "configs/vificlip/k400_zeroshot_openvclip.yaml").train
+    assert ovc.weight_average == "uniform" and 0 < ovc.average_start < ovc.epochs
+    ens = load_config(ROOT / "configs/vificlip/k400_zeroshot_ensemble.yaml").data
+    assert len(ens.templates) == 3
+
+
+# --- the demo's retention study ------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_demo_retention_study_in_miniature(tmp_path):
+    """`xclip-video demo --study retention` on a tiny plan: every option of the study trains,
+    results.json has one entry per option with mean and std, report.md shows the table, and the
+    main stages' numbers are the same as without the study."""
+    pytest.importorskip("av")
+    from xclip_app.demo.generate import DataSpec
+    from xclip_app.demo.pipeline import Plan, run_demo
+    from xclip_app.demo.pretrain import PretrainSpec
+    from xclip_app.demo.retention import OPTIONS
+
+    plan = Plan(
+        name="tiny",
+        data=DataSpec(train_per_class=2, val_per_class=1, pool_per_class=2, test_per_class=1),
+        pretrain=PretrainSpec(images=300, steps=5, batch_size=64),
+        main=("train.epochs=1", "train.warmup_epochs=0", "train.batch_size=8"),
+        ablation=("train.epochs=2", "train.warmup_epochs=0", "train.batch_size=8",
+                  "train.max_steps_per_epoch=3"),
+        seeds=(0, 1),
+        fewshot=("train.epochs=1", "train.warmup_epochs=0"),
+        shots=(2,),
+        final_views=(1, 1),
+        ablations=("xclip",),
+        linear=False,
+    )  # fmt: skip
+    out = tmp_path / "demo"
+    plain = run_demo(out, plan, log=lambda s: None).results
+    res = run_demo(out, plan, study="retention", log=lambda s: None).results
+    ret = res["retention"]
+    assert set(ret) == {"clip", "interp", *OPTIONS}
+    for name, row in ret.items():
+        assert 0 <= row["mean"] <= 100 and row["std"] >= 0, name
+        assert len(row["values"]) == (1 if name == "clip" else 2), name
+    saved = json.loads((out / "report" / "results.json").read_text())["retention"]
+    assert saved["xclip"]["mean"] == pytest.approx(ret["xclip"]["mean"])
+    assert res["runs"]["main"]["top1"] == plain["runs"]["main"]["top1"]
+    assert res["zeroshot"] == plain["zeroshot"]
+    report = (out / "report" / "report.md").read_text()
+    assert "## Retention" in report and "ViFi-CLIP" in report
