@@ -172,15 +172,18 @@ def run_demo(
     verbose: bool = False,
     log: Callable[[str], None] = print,
     study: str | None = None,
+    study_seeds: tuple[int, ...] = (0, 1, 2),
 ) -> DemoResult:
     """Run every stage (reusing cached ones), write the report; returns the collected numbers.
     The demo architecture is registered for the duration of the run only. ``study="retention"``
     adds the retention study (:mod:`~xclip_app.demo.retention`) after the main stages, under
-    ``results["retention"]``; the main stages and their numbers are the same with or without it."""
+    ``results["retention"]``, over ``study_seeds`` (whatever the plan's seeds); the main stages
+    and their numbers are the same with or without it."""
     if study not in (None, "retention"):
         raise ValueError(f"study must be None or 'retention', got {study!r}")
     with demo_arch.registered():
-        return _run_demo(out, plan, fresh=fresh, verbose=verbose, log=log, study=study)
+        return _run_demo(out, plan, fresh=fresh, verbose=verbose, log=log, study=study,
+                         study_seeds=study_seeds)  # fmt: skip
 
 
 def _run_demo(
@@ -191,6 +194,7 @@ def _run_demo(
     verbose: bool,
     log: Callable[[str], None],
     study: str | None = None,
+    study_seeds: tuple[int, ...] = (0, 1, 2),
 ) -> DemoResult:
     plan = PLANS[plan] if isinstance(plan, str) else plan
     out = Path(out)
@@ -413,7 +417,7 @@ def _run_demo(
         results["retention"] = run_retention(
             out=out, arch=arch, data_dir=data_dir, clip_file=clip_file, recipes=recipes,
             recipe_text=recipe_text, cache=cache, common=common, budget=plan.ablation,
-            seeds=plan.seeds, quiet=lambda: _quiet_engine(verbose), log=log,
+            seeds=study_seeds, quiet=lambda: _quiet_engine(verbose), log=log,
         )  # fmt: skip
     torch.set_num_threads(torch_threads)
 

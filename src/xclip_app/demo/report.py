@@ -318,7 +318,8 @@ def write_report(out: str | Path, results: dict) -> Path:
 
     # retention study (--study retention)
     if results.get("retention"):
-        for line in retention_lines(results["retention"], len(results["plan"]["seeds"])):
+        seeds = max(len(v["values"]) for v in results["retention"].values())
+        for line in retention_lines(results["retention"], seeds):
             add(line)
 
     # timings

@@ -70,7 +70,7 @@ def run_retention(
     seeds: tuple[int, ...],
     quiet: Callable[[], contextlib.AbstractContextManager],
     log: Callable[[str], None],
-    options: tuple[str, ...] = tuple(OPTIONS),
+    options: tuple[str, ...] = (*OPTIONS, "interp"),
 ) -> dict[str, Any]:
     """Train each option for each seed (cached stages ``retention/<option>_s<seed>``), measure,
     and return ``{option: {"label", "mean", "std", "values", "seen_mean", "seen_std"}}`` with
