@@ -261,6 +261,47 @@ def test_training_with_every_option(toy, tmp_path):
     assert any(k.startswith("model.transformer.") for k in avg["average"])
 
 
+class _Stop(Exception):
+    pass
+
+
+def test_resume_continues_the_average_and_the_teacher(toy, tmp_path):
+    """A run stopped mid-training and resumed ends with the same averaged weights as an
+    uninterrupted one: the average is in the checkpoints, the teacher is the starting model."""
+    from xclip_app.train.trainer import Trainer
+
+    def cfg(out):
+        return load_config(TINY, [
+            f"data.root={toy['root']}", f"data.train_file={toy['train']}",
+            f"data.val_file={toy['val']}", f"data.label_list={toy['labels']}",
+            f"output.dir={out}", "train.epochs=3", "train.warmup_epochs=0",
+            "train.deterministic=true", "train.weight_average=ema", "train.ema_decay=0.9",
+            "train.distill_weight=0.5", "test.eval_every=0", "test.final_eval=false",
+            "output.keep_last=10",
+        ])  # fmt: skip
+
+    Trainer(cfg(tmp_path / "ref")).fit()
+    stopped = Trainer(cfg(tmp_path / "run"))
+    calls = {"n": 0}
+    base = stopped.loss_fn
+
+    def loss_fn(logits, target):  # stop in epoch 3, after the checkpoint of epoch 2
+        calls["n"] += 1
+        if calls["n"] == 2 * 4 + 2:
+            raise _Stop
+        return base(logits, target)
+
+    stopped.loss_fn = loss_fn
+    with pytest.raises(_Stop):
+        stopped.fit()
+    Trainer(cfg(tmp_path / "run"), resume="auto").fit()
+    ref = read_safetensors(C.find_latest(tmp_path / "ref") / "model.safetensors")
+    got = read_safetensors(C.find_latest(tmp_path / "run") / "model.safetensors")
+    assert ref.keys() == got.keys()
+    for k in ref:
+        torch.testing.assert_close(got[k], ref[k], msg=k)
+
+
 def test_vificlip_recipes():
     recipes = sorted((ROOT / "configs" / "vificlip").glob("*.yaml"))
     assert len(recipes) == 6

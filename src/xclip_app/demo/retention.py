@@ -165,7 +165,7 @@ def report_lines(retention: dict[str, Any], seeds: int) -> list[str]:
         f"Each option trained on the seen classes with the ablation budget ({seeds} seed(s), "
         "mean +- std), then tested zero-shot (1 view) on the held-out classes and on the seen "
         "classes' validation videos (`xclip-video demo --study retention`, "
-        "docs/training.md \"Beyond X-CLIP\").\n",
+        'docs/training.md "Beyond X-CLIP").\n',
         "| option | held-out top-1 % | seen top-1 % |",
         "|---|---|---|",
     ]
