@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MODEL",
     "add_label_arguments",
+    "read_templates",
     "add_model_arguments",
     "add_overwrite_argument",
     "add_view_arguments",
@@ -99,8 +100,12 @@ def add_view_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_label_arguments(p: argparse.ArgumentParser, required: bool = True) -> None:
-    """``--labels`` or ``--labels-file`` (one of them when ``required``), and ``--template``."""
+def add_label_arguments(
+    p: argparse.ArgumentParser, required: bool = True, *, ensemble: bool = False
+) -> None:
+    """``--labels`` or ``--labels-file`` (one of them when ``required``), and ``--template``;
+    ``ensemble``: ``--template`` may be repeated and ``--templates-file`` names a file of them
+    (label-text ensembles, read by :func:`read_templates`)."""
     g = p.add_argument_group("labels")
     x = g.add_mutually_exclusive_group(required=required)
     x.add_argument("--labels", help="comma-separated label texts, e.g. 'cooking,dancing,surfing'")
@@ -109,10 +114,25 @@ def add_label_arguments(p: argparse.ArgumentParser, required: bool = True) -> No
         help="text file with one label per line (blank lines and lines starting with # ignored); "
         "use it for labels containing commas",
     )
-    g.add_argument(
+    if not ensemble:
+        g.add_argument(
+            "--template",
+            default="{}",
+            help="prompt with {} where the label goes, e.g. 'a video of a person {}' (default: {})",
+        )
+        return
+    t = g.add_mutually_exclusive_group()
+    t.add_argument(
         "--template",
-        default="{}",
-        help="prompt with {} where the label goes, e.g. 'a video of a person {}' (default: {})",
+        action="append",
+        help="prompt with {} where the label goes, e.g. 'a video of a person {}' (default: {}); "
+        "repeat it for a label-text ensemble: each label's text features are averaged over the "
+        "templates",
+    )
+    t.add_argument(
+        "--templates-file",
+        help="text file with one template per line (blank lines and lines starting with # "
+        "ignored): a label-text ensemble",
     )
 
 
@@ -144,6 +164,8 @@ def input_guards(
         (scanned if os.path.isdir(v) else inputs).append(v)
     if getattr(args, "labels_file", None):
         inputs.append(args.labels_file)
+    if getattr(args, "templates_file", None):
+        inputs.append(args.templates_file)
     protected = []
     src = model or getattr(args, "model", None)
     if src and os.path.exists(src):
@@ -173,6 +195,33 @@ def read_labels(args: argparse.Namespace) -> list[str] | None:
     return check_labels(labels)
 
 
+def read_templates(args: argparse.Namespace) -> str | list[str]:
+    """The template(s) of ``--template`` (once: a string, repeated: a list) or
+    ``--templates-file`` (a list), checked; ``"{}"`` when neither is given."""
+    from xclip.inference import check_templates  # lazy: CLI start-up
+
+    path = getattr(args, "templates_file", None)
+    if path:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"templates file not found: {path}")
+        lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+        items = [ln for ln in lines if ln and not ln.startswith("#")]
+        if not items:
+            raise UsageError(
+                f"templates file {path} has no templates; write one per line, e.g. "
+                "'a video of a person {}'"
+            )
+        return check_templates(items)
+    given = getattr(args, "template", None)
+    if given is None:
+        return "{}"
+    if isinstance(given, str):
+        return check_templates(given)[0]
+    templates = check_templates(given)
+    return templates[0] if len(templates) == 1 else templates
+
+
 def classifier_from_args(
     args: argparse.Namespace, model: XCLIP, labels: list[str]
 ) -> VideoClassifier:
@@ -182,7 +231,7 @@ def classifier_from_args(
     return VideoClassifier(
         model,
         labels,
-        template=args.template,
+        template=read_templates(args),
         num_clips=args.num_clips,
         num_crops=args.num_crops,
         device=args.device,

@@ -41,7 +41,7 @@ from ..data.video import VIDEO_EXTENSIONS, find_videos
 from .classifier import VideoClassifier
 from .errors import UnreadableVideoError
 from .index import INDEX_FORMAT, VideoIndex, index_files, load_index
-from .labels import check_labels
+from .labels import check_labels, check_templates, ensemble_text_features
 from .loading import load_inference_model, model_fingerprint
 from .pipeline import PreparedVideo, video_list
 from .results import Prediction, SearchHit, VideoFailure
@@ -58,6 +58,8 @@ __all__ = [
     "VideoFailure",
     "VideoIndex",
     "check_labels",
+    "check_templates",
+    "ensemble_text_features",
     "embed_videos",
     "find_videos",
     "index_files",

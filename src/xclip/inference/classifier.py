@@ -26,7 +26,7 @@ from xclip.errors import InputError
 from ..model import XCLIP, VideoFeatures
 from ..tokenizer import tokenize
 from .errors import explain_decode_errors
-from .labels import check_labels, check_template
+from .labels import check_labels, check_templates, ensemble_text_features, prompts
 from .pipeline import PreparedVideo, VideoInput, VideoPipeline, video_list
 from .results import Prediction, VideoFailure
 from .timeline import frame_windows
@@ -43,7 +43,9 @@ class VideoClassifier(VideoPipeline):
         model: an :class:`~xclip.XCLIP`, a checkpoint path, ``"arch.tag"`` released weights or an
             architecture name (random weights). The model is put in eval mode on ``device``.
         labels: the label texts (validated by :func:`check_labels`).
-        template: prompt with ``{}`` where the label goes, e.g. ``"a video of a person {}"``.
+        template: prompt with ``{}`` where the label goes, e.g. ``"a video of a person {}"``, or
+            a list of them: a label-text ensemble, each label's text features averaged over the
+            templates in text space (:func:`~xclip.inference.labels.ensemble_text_features`).
         num_clips, num_crops: views per video (temporal clips x 1 or 3 crops); probabilities are
             averaged over views.
         device: ``"cpu"``, ``"cuda"``, ... (default: CUDA when available).
@@ -62,7 +64,7 @@ class VideoClassifier(VideoPipeline):
         self,
         model: XCLIP | str | os.PathLike,
         labels: Sequence[str],
-        template: str = "{}",
+        template: str | Sequence[str] = "{}",
         *,
         num_clips: int = 1,
         num_crops: int = 1,
@@ -77,24 +79,28 @@ class VideoClassifier(VideoPipeline):
             precision=precision, batch_size=batch_size, decode_threads=decode_threads,
             compile=compile,
         )  # fmt: skip
-        self.template = check_template(template)
+        templates = check_templates(template)
+        # one template stays a string (as results and JSON outputs show it); several, a list
+        self.template: str | list[str] = templates[0] if isinstance(template, str) else templates
         self.labels = check_labels(labels)
         self._text_cache: OrderedDict[tuple[str, ...], torch.Tensor] = OrderedDict()
         self.text_features(self.labels)  # computed once, now
 
     def text_features(
-        self, labels: Sequence[str] | None = None, template: str | None = None
+        self, labels: Sequence[str] | None = None, template: str | Sequence[str] | None = None
     ) -> torch.Tensor:
         """Class-text features ``[K, C]`` of ``labels`` (default: the classifier's) with the
-        template (default: the classifier's) applied; cached per (template, label set)."""
+        template(s) (default: the classifier's) applied, several templates averaged in text
+        space; cached per (templates, label set)."""
         labels = self.labels if labels is None else check_labels(labels)
-        template = self.template if template is None else check_template(template)
-        key = (template, *labels)
+        templates = check_templates(self.template if template is None else template)
+        key = (tuple(templates), *labels)
         feats = self._text_cache.get(key)
         if feats is None:
-            tokens = tokenize([template.replace("{}", lb) for lb in labels])
+            tokens = tokenize(prompts(labels, templates))
             with torch.inference_mode(), self.autocast():
                 feats = self.model.encode_text(tokens.to(self.device))
+                feats = ensemble_text_features(feats, len(templates))
             self._text_cache[key] = feats
             while len(self._text_cache) > 32:
                 self._text_cache.popitem(last=False)
@@ -130,7 +136,7 @@ class VideoClassifier(VideoPipeline):
         self,
         prepared: PreparedVideo,
         labels: Sequence[str] | None = None,
-        template: str | None = None,
+        template: str | Sequence[str] | None = None,
     ) -> Prediction:
         """Classify a :class:`PreparedVideo` (from :meth:`prepare`), optionally with other
         ``labels``/``template`` than the classifier's (their text features are cached too)."""
@@ -142,7 +148,10 @@ class VideoClassifier(VideoPipeline):
         return self._ranked(probs, labels, prepared)
 
     def __call__(
-        self, video: VideoInput, labels: Sequence[str] | None = None, template: str | None = None
+        self,
+        video: VideoInput,
+        labels: Sequence[str] | None = None,
+        template: str | Sequence[str] | None = None,
     ) -> Prediction:
         """Classify one video: a path, bytes of a file, uint8 frames ``[N, H, W, 3]`` or a
         preprocessed float clip ``[T, 3, S, S]``/``[V, T, 3, S, S]``."""

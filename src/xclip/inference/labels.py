@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
 
 from xclip.errors import InputError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["check_labels", "check_template"]
+__all__ = ["check_labels", "check_template", "check_templates", "ensemble_text_features", "prompts"]
 
 
 def _label_key(label: str) -> str:
@@ -74,3 +77,43 @@ def check_template(template: str) -> str:
             f"(e.g. 'a video of a person {{}}'), got {template!r}"
         )
     return template
+
+
+def check_templates(templates: str | Sequence[str]) -> list[str]:
+    """One template or several (a label-text ensemble) as a checked list: each holds ``{}``
+    once, none is repeated, at least one is given."""
+    items = [templates] if isinstance(templates, str) else list(templates)
+    if not items:
+        raise InputError("no template given; give at least one, e.g. 'a video of a person {}'")
+    out = [check_template(t) for t in items]
+    seen = set()
+    for t in out:
+        if t in seen:
+            raise InputError(f"template {t!r} is given twice; give each template once")
+        seen.add(t)
+    return out
+
+
+def prompts(labels: Sequence[str], templates: Sequence[str]) -> list[str]:
+    """The texts of every (template, label), template-major: ``len(templates) * len(labels)``
+    strings, the order :func:`ensemble_text_features` expects."""
+    return [t.replace("{}", lb) for t in templates for lb in labels]
+
+
+def ensemble_text_features(features: torch.Tensor, num_templates: int) -> torch.Tensor:
+    """Text features ``[M*K, C]`` of M templates x K labels (template-major, see :func:`prompts`)
+    -> one feature per label ``[K, C]``: the mean direction of the M L2-normalised features (the
+    "Ensemble" of the X-CLIP paper's Table 9, CLIP's prompt ensembling), rescaled to their mean
+    norm so that the video-specific prompt generator, which adds to the unnormalised text
+    feature, sees the scale it was trained with. One template returns ``features`` unchanged."""
+    if num_templates == 1:
+        return features
+    m = num_templates
+    if features.ndim != 2 or features.shape[0] % m:
+        raise ValueError(
+            f"features {tuple(features.shape)} are not {m} templates x K labels ([M*K, C])"
+        )
+    f = features.view(m, features.shape[0] // m, features.shape[1])  # [M, K, C]
+    norm = f.norm(dim=-1, keepdim=True).mean(dim=0)  # [K, 1]
+    mean = F.normalize(f, dim=-1).mean(dim=0)  # [K, C]
+    return F.normalize(mean, dim=-1) * norm

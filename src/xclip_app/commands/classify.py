@@ -22,6 +22,7 @@ from xclip_app.inference_args import (
     input_guards,
     load_model_from_args,
     read_labels,
+    read_templates,
 )
 from xclip_app.inference_output import (
     FORMATS,
@@ -41,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "videos", nargs="+", metavar="VIDEO_OR_FOLDER", help="video files and/or folders"
     )
-    add_label_arguments(p)
+    add_label_arguments(p, ensemble=True)
     add_model_arguments(p)
     add_view_arguments(p)
     g = p.add_argument_group("output")
@@ -77,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     ):
         raise UsageError("--window and --stride must be > 0 seconds")
     labels = read_labels(args)
+    read_templates(args)  # a wrong template or templates file fails before the model loads
     videos = find_videos(args.videos, recursive=not args.no_recursive)
     if args.output not in (None, "-"):
         check_outputs([args.output], overwrite=args.overwrite, **input_guards(args, videos))

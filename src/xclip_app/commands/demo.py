@@ -8,6 +8,7 @@ writes ``OUT/report/`` (report.md, results.json, PNG plots). Stages are cached i
 
     xclip-video demo                 # the full benchmark (about 7 minutes on 2 CPU cores)
     xclip-video demo --quick         # the CI configuration (about a minute)
+    xclip-video demo --study retention   # + fine-tuning options vs zero-shot on held-out classes
 """
 
 from __future__ import annotations
@@ -30,6 +31,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="the small CI configuration (less data, fewer steps, one seed)",
     )
     p.add_argument(
+        "--study",
+        choices=("retention",),
+        default=None,
+        help="also run a study: 'retention' fine-tunes on the seen classes with each option of "
+        "docs/training.md 'Beyond X-CLIP' and measures zero-shot top-1 on the held-out classes",
+    )
+    p.add_argument(
         "--show-engine-log",
         action="store_true",
         help="print every log line of the training engine (default: one line per epoch)",
@@ -45,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         "quick" if args.quick else "full",
         fresh=args.fresh,
         verbose=args.show_engine_log,
+        study=args.study,
     )
     for line in summary_lines(res.results):
         print(line)

@@ -68,13 +68,12 @@ def parse_views(text: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import xclip  # lazy: CLI start-up
     from xclip.data.annotations import read_labels_csv  # lazy: CLI start-up
     from xclip.precision import autocast, resolve_precision  # lazy: CLI start-up
     from xclip_app.exit_codes import UsageError  # lazy: CLI start-up
     from xclip_app.outputs import check_output  # lazy: CLI start-up
     from xclip_app.train import distributed as D  # lazy: CLI start-up
-    from xclip_app.train.classifier import load_classifier  # lazy: CLI start-up
+    from xclip_app.train.classifier import class_tokens, load_classifier  # lazy: CLI start-up
     from xclip_app.train.config import check_paths, load_config  # lazy: CLI start-up
     from xclip_app.train.evaluate import evaluate, format_result, write_report  # lazy: CLI start-up
     from xclip_app.train.loaders import build_eval_loader  # lazy: CLI start-up
@@ -128,10 +127,11 @@ def run(args: argparse.Namespace) -> int:
             num_clips=t.num_clips, num_crops=t.num_crops, view_mode=t.view_mode,
         )  # fmt: skip
         precision = resolve_precision(cfg.train.precision, info.device)
-        tokens = xclip.tokenize(names).to(info.device)
+        tpl = cfg.data.templates  # a label-text ensemble when set
+        tokens = class_tokens(names, tpl).to(info.device)
         res = evaluate(
             clf, loader, len(names),
-            text_features=clf.text_features(tokens), device=info.device,
+            text_features=clf.text_features(tokens, max(1, len(tpl))), device=info.device,
             autocast=autocast(precision, info.device),
             progress=info.is_main and cfg.output.progress, desc=f"eval {t.num_clips}x{t.num_crops}",
         )  # fmt: skip

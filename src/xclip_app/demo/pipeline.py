@@ -46,6 +46,7 @@ from .generate import DataSpec, class_table, generate_dataset
 from .metrics import pair_metrics
 from .pretrain import PretrainSpec, pretrain_clip
 from .report import write_report
+from .retention import run_retention
 from .stage_cache import StageCache
 from .variants import VARIANTS, run_name, variant_of
 
@@ -170,11 +171,19 @@ def run_demo(
     fresh: bool = False,
     verbose: bool = False,
     log: Callable[[str], None] = print,
+    study: str | None = None,
+    study_seeds: tuple[int, ...] = (0, 1, 2),
 ) -> DemoResult:
     """Run every stage (reusing cached ones), write the report; returns the collected numbers.
-    The demo architecture is registered for the duration of the run only."""
+    The demo architecture is registered for the duration of the run only. ``study="retention"``
+    adds the retention study (:mod:`~xclip_app.demo.retention`) after the main stages, under
+    ``results["retention"]``, over ``study_seeds`` (whatever the plan's seeds); the main stages
+    and their numbers are the same with or without it."""
+    if study not in (None, "retention"):
+        raise ValueError(f"study must be None or 'retention', got {study!r}")
     with demo_arch.registered():
-        return _run_demo(out, plan, fresh=fresh, verbose=verbose, log=log)
+        return _run_demo(out, plan, fresh=fresh, verbose=verbose, log=log, study=study,
+                         study_seeds=study_seeds)  # fmt: skip
 
 
 def _run_demo(
@@ -184,6 +193,8 @@ def _run_demo(
     fresh: bool,
     verbose: bool,
     log: Callable[[str], None],
+    study: str | None = None,
+    study_seeds: tuple[int, ...] = (0, 1, 2),
 ) -> DemoResult:
     plan = PLANS[plan] if isinstance(plan, str) else plan
     out = Path(out)
@@ -201,7 +212,7 @@ def _run_demo(
     torch_threads = torch.get_num_threads()
     results: dict[str, Any] = {"plan": _plan_dict(plan), "arch": {"name": arch, **arch_cfg}}
     step = {"i": 0}
-    n_steps = 4
+    n_steps = 5 if study else 4
 
     def header(title: str) -> None:
         step["i"] += 1
@@ -399,6 +410,15 @@ def _run_demo(
         log(f"  few-shot K={row['k']}: top-1 {row['top1']:.1f}% on {len(meta['heldout_classes'])} "
             f"held-out classes (chance {100 / len(meta['heldout_classes']):.0f}%)")  # fmt: skip
     results["fewshot"] = few
+
+    # 5. the retention study (--study retention) ---------------------------------------------
+    if study == "retention":
+        header("retention study: each option on the seen classes, zero-shot on the held-out ones")
+        results["retention"] = run_retention(
+            out=out, arch=arch, data_dir=data_dir, clip_file=clip_file, recipes=recipes,
+            recipe_text=recipe_text, cache=cache, common=common, budget=plan.ablation,
+            seeds=study_seeds, quiet=lambda: _quiet_engine(verbose), log=log,
+        )  # fmt: skip
     torch.set_num_threads(torch_threads)
 
     # report ----------------------------------------------------------------------------------

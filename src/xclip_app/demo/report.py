@@ -21,6 +21,7 @@ from xclip.paper import (
 )
 
 from .plots import plot_confusion, plot_lines, smooth
+from .retention import report_lines as retention_lines
 from .variants import VARIANTS, run_name, variant_of
 
 
@@ -315,6 +316,12 @@ def write_report(out: str | Path, results: dict) -> Path:
             )
         add("")
 
+    # retention study (--study retention)
+    if results.get("retention"):
+        seeds = max(len(v["values"]) for v in results["retention"].values())
+        for line in retention_lines(results["retention"], seeds):
+            add(line)
+
     # timings
     add("## Stage timings\n")
     add("| stage | seconds | cached |")
@@ -339,5 +346,11 @@ def summary_lines(results: dict) -> list[str]:
     if abl:
         out.append(
             "ablation top-1: " + ", ".join(f"{k} {v['top1_mean']:.1f}" for k, v in abl.items())
+        )
+    ret = results.get("retention", {})
+    if ret:
+        out.append(
+            "retention, held-out top-1: "
+            + ", ".join(f"{k} {v['mean']:.1f}+-{v['std']:.1f}" for k, v in ret.items())
         )
     return out

@@ -17,12 +17,19 @@ from torch import nn
 import xclip
 from xclip.checkpoint import read_safetensors
 from xclip.errors import InputError
+from xclip.inference.labels import ensemble_text_features, prompts
 
 from .checkpointing import HEAD_WEIGHTS
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrainableClassifier", "build_classifier", "load_classifier"]
+__all__ = ["TrainableClassifier", "build_classifier", "class_tokens", "load_classifier"]
+
+
+def class_tokens(names: list[str], templates: list[str] | tuple[str, ...] = ()) -> torch.Tensor:
+    """Token ids of the class texts: the names as they are (no ``templates``, the paper's way)
+    or every (template, name), template-major (``data.templates``: a label-text ensemble)."""
+    return xclip.tokenize(prompts(names, list(templates)) if templates else names)
 
 
 class TrainableClassifier(nn.Module):
@@ -50,26 +57,38 @@ class TrainableClassifier(nn.Module):
         video: torch.Tensor,
         text_features: torch.Tensor | None = None,
         tokens: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Video ``[B, T, 3, H, W]`` -> logits ``[B, K]``."""
+        *,
+        num_templates: int = 1,
+        return_features: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Video ``[B, T, 3, H, W]`` -> logits ``[B, K]``. ``tokens`` of ``num_templates``
+        templates x K classes (template-major) are averaged per class in text space.
+        ``return_features``: ``(logits, video embeddings [B, C], class-text features [K, C] or
+        None)``, for losses on the features (distillation)."""
         if self.head is not None:
-            return self.head(self.model.encode_video(video).embeds)
+            embeds = self.model.encode_video(video).embeds
+            logits = self.head(embeds)
+            return (logits, embeds, None) if return_features else logits
         if tokens is not None:
-            text_features = self.model.encode_text(tokens)
+            text_features = ensemble_text_features(self.model.encode_text(tokens), num_templates)
         if text_features is None:
             raise InputError("pass text_features= or tokens=")
-        return self.model(video, text_features=text_features)
+        if not return_features:
+            return self.model(video, text_features=text_features)
+        feats = self.model.encode_video(video)
+        return self.model.logits(feats, text_features), feats.embeds, text_features
 
     @torch.no_grad()
-    def text_features(self, tokens: torch.Tensor) -> torch.Tensor | None:
+    def text_features(self, tokens: torch.Tensor, num_templates: int = 1) -> torch.Tensor | None:
         """Class-text features ``[K, C]`` for a label set (None with a linear head), computed
-        once; float32 so later autocast regions see the same numbers every step."""
+        once; float32 so later autocast regions see the same numbers every step. ``tokens`` of
+        ``num_templates`` templates x K classes are averaged per class in text space."""
         if self.head is not None:
             return None
         was_training = self.model.training
         self.model.eval()
         try:
-            return self.model.encode_text(tokens).float()
+            return ensemble_text_features(self.model.encode_text(tokens).float(), num_templates)
         finally:
             self.model.train(was_training)
 

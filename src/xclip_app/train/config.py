@@ -69,6 +69,10 @@ class DataConfig:
     )
     val_file: str = ""
     label_list: str = ""  # labels CSV "id,name"; the text of class i is row i's name
+    # label-text ensemble: templates with {} where the class name goes; each class's text
+    # features are averaged over them in text space (training, validation, zero-shot, eval);
+    # [] = the class name as it is (the paper's default)
+    templates: list[str] = field(default_factory=list)
     num_classes: int | None = None  # checked against label_list when set (original NUM_CLASSES)
     dataset: str = ""  # informational
     workers: int = 8  # DataLoader worker processes per rank
@@ -132,6 +136,17 @@ class TrainConfig:
     # whole run and lets the warmup override its first epochs; true = start the cosine after warmup
     warmup_prefix: bool = False
     max_steps_per_epoch: int | None = None  # cut epochs short (debugging, smoke tests)
+    # --- beyond X-CLIP (docs/training.md, "Beyond X-CLIP") ---
+    # weight averaging over training: "ema" (exponential moving average, decay ema_decay per
+    # optimizer step) or "uniform" (the mean of the weights after every optimizer step from
+    # average_start on, as SWA); the run's final weights are the average
+    weight_average: Literal["none", "ema", "uniform"] = "none"
+    ema_decay: float = 0.999
+    average_start: float = 0.0  # the epoch (may be fractional) from which weights are averaged
+    # distillation from the frozen source model (FROSTER): adds distill_weight x the cosine
+    # distance between the trained model's video (and, with a trained text tower, class-text)
+    # features and those of a frozen copy of the starting CLIP (frame features averaged)
+    distill_weight: float = 0.0
 
 
 @dataclass
@@ -271,6 +286,23 @@ class RunConfig:
             raise ConfigError("set model.clip_weights or model.init_from, not both")
         if m.arch not in list_models():
             raise ConfigError(_choice_message("model.arch", m.arch, list_models()))
+        if not 0.0 <= t.ema_decay < 1.0:
+            raise ConfigError(f"train.ema_decay must be in [0, 1), got {t.ema_decay}")
+        if not 0.0 <= t.average_start < t.epochs:
+            raise ConfigError(
+                f"train.average_start must be in [0, train.epochs={t.epochs}), got "
+                f"{t.average_start}"
+            )
+        if t.distill_weight < 0:
+            raise ConfigError(f"train.distill_weight must be >= 0, got {t.distill_weight}")
+        for i, tpl in enumerate(self.data.templates):
+            if tpl.count("{}") != 1:
+                raise ConfigError(
+                    f"data.templates[{i}] must contain {{}} exactly once, where the class name "
+                    f"goes (e.g. 'a video of a person {{}}'), got {tpl!r}"
+                )
+        if len(set(self.data.templates)) != len(self.data.templates):
+            raise ConfigError("data.templates lists a template twice; give each once")
         if t.max_steps_per_epoch is not None and t.max_steps_per_epoch < 1:
             raise ConfigError("train.max_steps_per_epoch must be >= 1 or null")
         return self

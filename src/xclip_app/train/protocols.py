@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import xclip
 from xclip.atomic import atomic_write_text
 from xclip.data.annotations import format_video_list, read_labels_csv, read_video_list
 from xclip.errors import InputError
@@ -37,7 +36,7 @@ from xclip.precision import autocast, resolve_precision
 from xclip_app.splits.kshot import kshot_entries
 
 from . import distributed as D
-from .classifier import load_classifier
+from .classifier import class_tokens, load_classifier
 from .config import RunConfig, check_paths, is_placeholder
 from .evaluate import EvalResult, evaluate, format_result, mean_std, write_report
 from .loaders import build_eval_loader
@@ -138,7 +137,8 @@ def run_zeroshot(
             cfg, info, clf.model.preprocess, s.val_file, s.label_list,
             num_clips=t.num_clips, num_crops=t.num_crops, view_mode=t.view_mode, root=s.root,
         )  # fmt: skip
-        text = clf.text_features(xclip.tokenize(names).to(info.device))
+        tpl = cfg.data.templates
+        text = clf.text_features(class_tokens(names, tpl).to(info.device), max(1, len(tpl)))
         res = evaluate(
             clf, loader, len(names), text_features=text, device=info.device,
             autocast=autocast(precision, info.device),

@@ -45,8 +45,9 @@ from xclip.precision import autocast, resolve_precision
 
 from . import checkpointing as C
 from . import distributed as D
-from .classifier import build_classifier
+from .classifier import build_classifier, class_tokens
 from .config import RunConfig, check_paths, save_config
+from .distillation import FeatureDistillation
 from .evaluate import EvalResult, evaluate, format_result, write_report
 from .loaders import build_eval_loader, build_train_loader
 from .logs import RUN_LOGGER, add_run_log_file
@@ -58,6 +59,7 @@ from .sampler import ResumableSampler
 from .schedule import CosineWarmupSchedule
 from .step_window import StepRow, StepWindow
 from .summary import TrainSummary, format_duration
+from .weight_averaging import WeightAverage
 
 log = logging.getLogger(RUN_LOGGER)
 
@@ -216,7 +218,13 @@ class Trainer:
             clf.model.set_grad_checkpointing(True)
         clf.to(self.device)
         self.classifier = clf
-        self.tokens = xclip.tokenize(self.class_names).to(self.device)
+        # data.templates: a label-text ensemble (the class names as they are when empty)
+        self.num_templates = max(1, len(cfg.data.templates))
+        self.tokens = class_tokens(self.class_names, cfg.data.templates).to(self.device)
+        # the frozen teacher is taken from the starting weights, before a resume loads others
+        self.distiller = None
+        if cfg.train.distill_weight > 0:
+            self.distiller = FeatureDistillation(clf.model, cfg.train.distill_weight)
         t = cfg.train
         self.optimizer = build_optimizer(
             clf, t.lr, t.weight_decay, tuple(t.betas), t.eps, t.new_module_lr_mult,
@@ -231,6 +239,12 @@ class Trainer:
             warmup_prefix=t.warmup_prefix,
         )
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
+        self.averager = None
+        if t.weight_average != "none":
+            self.averager = WeightAverage(
+                clf, t.weight_average, t.ema_decay,
+                start_step=int(t.average_start * self.iters_per_epoch),
+            )  # fmt: skip
         n_train = sum(p.numel() for p in clf.parameters() if p.requires_grad)
         n_all = sum(p.numel() for p in clf.parameters())
         log.info(
@@ -264,7 +278,9 @@ class Trainer:
             )
         # Class-text features: computed once per label set while the text tower is frozen; with
         # a trained text tower the tokens go through the forward pass at every step instead.
-        self.text_features = clf.text_features(self.tokens) if cfg.model.fix_text else None
+        self.text_features = (
+            clf.text_features(self.tokens, self.num_templates) if cfg.model.fix_text else None
+        )
         step = self.start.epoch * self.iters_per_epoch + self.start.iteration
         self.metrics = MetricsLog(
             self.run_dir, info.is_main, cfg.output.tensorboard, keep_rows=plan.keep_rows,
@@ -292,6 +308,8 @@ class Trainer:
         self.schedule.load_state_dict(state["scheduler"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
+        if self.averager is not None and state.get("weight_average"):
+            self.averager.load_state_dict(state["weight_average"])
         rngs = state.get("rng") or []
         if len(rngs) == self.info.world_size:
             C.restore_rng(rngs[self.info.rank])
@@ -338,6 +356,8 @@ class Trainer:
                 "pending": pending or {},
                 "epoch_sums": epoch_sums or {},
             }
+            if self.averager is not None:
+                state["weight_average"] = self.averager.state_dict()
             meta = {
                 "arch": self.cfg.model.arch,
                 "world_size": self.info.world_size,
@@ -355,12 +375,21 @@ class Trainer:
 
     # -- one epoch --------------------------------------------------------------------------------
     def _forward_loss(self, clips, target):
+        extra = None
         with autocast(self.precision, self.device):
+            kw = {"return_features": True} if self.distiller is not None else {}
             if self.text_features is not None or not self.classifier.uses_text:
-                logits = self.module(clips, text_features=self.text_features)
+                out = self.module(clips, text_features=self.text_features, **kw)
             else:
-                logits = self.module(clips, tokens=self.tokens)
-        return self.loss_fn(logits.float(), target)
+                out = self.module(clips, tokens=self.tokens, num_templates=self.num_templates, **kw)
+            if self.distiller is not None:
+                out, video, text = out
+                trained_text = text if self.text_features is None else None
+                extra = self.distiller.loss(
+                    clips, video, trained_text, self.tokens, self.num_templates
+                )
+        loss = self.loss_fn(out.float(), target)
+        return loss if extra is None else loss + extra.float()
 
     def train_epoch(self, epoch: int, start_iter: int = 0) -> dict[str, Any]:
         cfg, info = self.cfg, self.info
@@ -430,6 +459,8 @@ class Trainer:
                     self.scaler.step(self.optimizer)
                     self.scaler.update()
                     self.optimizer.zero_grad(set_to_none=True)
+                    if self.averager is not None:
+                        self.averager.update(epoch * n_iters + i)
                     self.schedule.step_update(epoch * n_iters + i)
                 if bar is not None:
                     bar.update(1)
@@ -497,7 +528,7 @@ class Trainer:
             self.classifier,
             loader,
             self.num_classes,
-            text_features=self.classifier.text_features(self.tokens),
+            text_features=self.classifier.text_features(self.tokens, self.num_templates),
             device=self.device,
             autocast=autocast(self.precision, self.device),
             progress=self.info.is_main and self.cfg.output.progress,
@@ -545,6 +576,10 @@ class Trainer:
                 start_iter = self.start.iteration if epoch == self.start.epoch else 0
                 row = self.train_epoch(epoch, start_iter)
                 last = epoch + 1 == epochs
+                if last and self.averager is not None and self.averager.apply_to():
+                    log.info("final weights: the %s of %d weight states (train.weight_average)",
+                             "EMA" if self.averager.mode == "ema" else "uniform average",
+                             self.averager.count)  # fmt: skip
                 # an epoch that is validated is checkpointed first: a crash (or an unreadable
                 # video) in validation never costs the epoch's training
                 if self._validates(epoch) or (epoch + 1) % cfg.output.save_freq == 0 or last:
