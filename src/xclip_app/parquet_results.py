@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FORMAT",
     "ResultTable",
+    "guarded_file",
     "is_parquet_output",
     "load_parquet_index",
     "read_rows",
@@ -65,11 +66,12 @@ def _pa():
 
 
 def is_parquet_output(path: str | None, engine: str = "local") -> bool:
-    """Whether ``-o path`` asks for Parquet: a ``.parquet`` name, or any output of the ray
-    engine that is not an index file (then a folder of parts)."""
+    """Whether ``-o path`` asks for Parquet: a ``.parquet`` name, a folder (``OUT/``, or an
+    existing folder: then a folder of parts), or any output of the ray engine that is not an
+    index file."""
     if not path or path == "-":
         return False
-    if path.endswith(".parquet") or path.endswith(".parquet/"):
+    if path.rstrip("/").endswith(".parquet") or path.endswith("/") or os.path.isdir(path):
         return True
     return engine == "ray" and not path.endswith((".safetensors", ".npy", ".json", ".jsonl"))
 
@@ -99,6 +101,13 @@ def result_schema(task: str) -> pa.Schema:
     else:
         raise ValueError(f"unknown task {task!r}")
     return pa.schema([*common, *extra, ("error", pa.string())])
+
+
+def guarded_file(path: str) -> str:
+    """The file that stands for the output ``path`` in :func:`xclip_app.outputs.check_outputs`:
+    itself, or the metadata file of a folder of parts."""
+    p = path.rstrip("/")
+    return p if p.endswith(".parquet") and not os.path.isdir(p) else os.path.join(p, META_FILE)
 
 
 def _read_table(path: Path) -> pa.Table:
@@ -159,6 +168,7 @@ class ResultTable:
         self.run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
         self.n_parts = 0
         self.n_new = 0
+        self.earlier_failures: dict[str, str] = {}  # path -> error, rows of an earlier run
 
     def _same_job(self, meta: dict[str, Any] | None) -> list[str]:
         if meta is None:
@@ -171,12 +181,25 @@ class ResultTable:
             f"--overwrite to start over, or choose another -o"
         )
 
+    def _note_done(self, rows: list[dict[str, Any]]) -> set[str]:
+        for r in rows:
+            if r.get("error") is not None:
+                self.earlier_failures[r["path"]] = r["error"]
+        return {r["path"] for r in rows}
+
     def start(self) -> set[str]:
         """Check an existing output and unfinished run, prepare the work folder; the paths
-        already done (to be skipped)."""
+        already done (to be skipped; those that failed are in :attr:`earlier_failures`)."""
         from xclip.atomic import atomic_write_text  # lazy: CLI start-up
 
         done: set[str] = set()
+        if self.path.is_dir() and not (self.path / META_FILE).is_file():
+            raise UsageError(
+                f"{self.path} is a folder that is not an xclip Parquet output (no {META_FILE}); "
+                f"choose another -o"
+            )
+        if not self.single_file and self.path.exists() and not self.path.is_dir():
+            raise UsageError(f"{self.path} is a file; give a folder or a .parquet name as -o")
         if self.overwrite:
             if self.work.exists():
                 shutil.rmtree(self.work)  # our own unfinished run: it is being started over
@@ -185,12 +208,12 @@ class ResultTable:
                 diff = self._same_job(_read_meta(self.path))
                 if diff:
                     raise self._refuse(self.path, diff)
-                done |= {r["path"] for r in read_rows(self.path)}
+                done |= self._note_done(read_rows(self.path))
             if self.work.exists():
                 diff = self._same_job(_read_meta(self.work))
                 if diff:
                     raise self._refuse(self.work, diff)
-                done |= {r["path"] for r in read_rows(self.work)}
+                done |= self._note_done(read_rows(self.work))
         self.work.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.work / META_FILE, json.dumps(self.job, indent=1))
         self.n_parts = len(list(self.work.glob("part-*.parquet")))

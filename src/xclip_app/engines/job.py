@@ -82,7 +82,7 @@ def run_collection(args: argparse.Namespace, task: str, labels: list[str] | None
         report_failures,
     )
     from xclip_app.outputs import check_outputs  # lazy: CLI start-up
-    from xclip_app.parquet_results import ResultTable  # lazy: CLI start-up
+    from xclip_app.parquet_results import ResultTable, guarded_file  # lazy: CLI start-up
 
     if task == "classify" and getattr(args, "window", None) is not None:
         raise UsageError("--window timelines are not written to Parquet; use --format jsonl -o")
@@ -93,7 +93,7 @@ def run_collection(args: argparse.Namespace, task: str, labels: list[str] | None
     t0 = time.perf_counter()
     videos = expand_inputs(args.videos, recursive=not args.no_recursive)
     # an existing output is continued (same settings) or replaced (--overwrite), checked below
-    check_outputs([args.output], overwrite=True, **input_guards(args, videos))
+    check_outputs([guarded_file(args.output)], overwrite=True, **input_guards(args, videos))
     model = load_model_from_args(args)
     template = getattr(args, "template", "{}")
     keep_tokens = task == "embed" and not getattr(args, "no_tokens", False)
@@ -163,5 +163,8 @@ def run_collection(args: argparse.Namespace, task: str, labels: list[str] | None
         f"{len(done) + n_ok + len(failures)} in all",
         file=sys.stderr,
     )
-    report_failures(failures, len(todo))
-    return exit_code(n_ok + len(done), len(failures)) if todo else 0
+    # the exit code and report cover the whole output: a rerun says what the first run said
+    earlier = [VideoFailure(p, e) for p, e in sorted(table.earlier_failures.items())]
+    report_failures(earlier + failures, len(videos))
+    n_failed = len(failures) + len(earlier)
+    return exit_code(n_ok + len(done) - len(earlier), n_failed)
