@@ -13,9 +13,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
-__all__ = ["TranscodeSettings", "output_size", "transcode", "verify"]
+__all__ = ["PrepareWorker", "TranscodeSettings", "output_size", "transcode", "verify"]
 
 
 @dataclass(frozen=True)
@@ -92,3 +93,35 @@ def verify(path: str | os.PathLike, frames: int) -> str | None:
     except (VideoDecodeError, OSError) as e:
         return f"the output does not decode: {e}"
     return None
+
+
+class PrepareWorker:
+    """Transcode and verify one source video into its place under DST: a ``prepare`` row.
+    Picklable (plain settings): a Ray task runs it on any node that sees SRC and DST."""
+
+    def __init__(self, src: str, dst: str, settings: Any) -> None:
+        self.src, self.dst, self.settings = src, dst, settings
+
+    def target(self, path: str) -> str:
+        rel = Path(path).relative_to(self.src)
+        return str(Path(self.dst) / rel.with_suffix(".mp4"))
+
+    def __call__(self, row: dict[str, Any] | str) -> dict[str, Any]:
+        import av  # lazy: optional dependency
+
+        path = row if isinstance(row, str) else row["path"]
+        out = {"path": path, "duration": None, "num_frames": None, "output": self.target(path),
+               "status": "failed", "error": None}  # fmt: skip
+        try:
+            info = transcode(path, out["output"], self.settings)
+        except (av.FFmpegError, OSError) as e:  # the decoder's and the file system's errors only
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            out["error"] = f"cannot transcode: {msg}"
+            return out
+        problem = verify(out["output"], info["frames"])
+        if problem:
+            Path(out["output"]).unlink(missing_ok=True)
+            out["error"] = problem
+            return out
+        out.update(duration=info["duration"], num_frames=info["frames"], status="transcoded")
+        return out

@@ -21,8 +21,7 @@ __all__ = ["bench_engines"]
 
 def _clips(clips_dir: Path, n: int, frames: int) -> tuple[list[str], list[str]]:
     from xclip.data.synthetic import make_indexed_clip  # lazy: CLI start-up
-    from xclip_app.commands.prepare import PrepareWorker  # lazy: CLI start-up
-    from xclip_app.transcode import TranscodeSettings  # lazy: CLI start-up
+    from xclip_app.transcode import PrepareWorker, TranscodeSettings  # lazy: CLI start-up
 
     raw_dir, prep_dir = clips_dir / "raw720p", clips_dir / "prepared"
     raw = []

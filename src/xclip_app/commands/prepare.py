@@ -18,7 +18,6 @@ import os
 import sys
 import time
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from xclip_app.engines.job import add_engine_arguments
 from xclip_app.exit_codes import UsageError
@@ -50,40 +49,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_overwrite_argument(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_engine_arguments(p)
-
-
-class PrepareWorker:
-    """Transcode and verify one source video into its place under DST: a ``prepare`` row.
-    Picklable (plain settings): a Ray task runs it on any node that sees SRC and DST."""
-
-    def __init__(self, src: str, dst: str, settings: Any) -> None:
-        self.src, self.dst, self.settings = src, dst, settings
-
-    def target(self, path: str) -> str:
-        rel = Path(path).relative_to(self.src)
-        return str(Path(self.dst) / rel.with_suffix(".mp4"))
-
-    def __call__(self, row: dict[str, Any] | str) -> dict[str, Any]:
-        import av  # lazy: optional dependency
-
-        from xclip_app.transcode import transcode, verify  # lazy: CLI start-up
-
-        path = row if isinstance(row, str) else row["path"]
-        out = {"path": path, "duration": None, "num_frames": None, "output": self.target(path),
-               "status": "failed", "error": None}  # fmt: skip
-        try:
-            info = transcode(path, out["output"], self.settings)
-        except (av.FFmpegError, OSError) as e:  # the decoder's and the file system's errors only
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            out["error"] = f"cannot transcode: {msg}"
-            return out
-        problem = verify(out["output"], info["frames"])
-        if problem:
-            Path(out["output"]).unlink(missing_ok=True)
-            out["error"] = problem
-            return out
-        out.update(duration=info["duration"], num_frames=info["frames"], status="transcoded")
-        return out
 
 
 def _rewrite_annotations(
@@ -130,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from xclip_app.outputs import is_within  # lazy: CLI start-up
     from xclip_app.parquet_results import ResultTable, read_rows  # lazy: CLI start-up
-    from xclip_app.transcode import TranscodeSettings  # lazy: CLI start-up
+    from xclip_app.transcode import PrepareWorker, TranscodeSettings  # lazy: CLI start-up
 
     src, dst = Path(args.src).resolve(), Path(args.dst).resolve()
     if not src.is_dir():
