@@ -341,3 +341,15 @@ def test_driver_sigkill_then_rerun_completes_exactly_once_ray(tiny, collection, 
     _driver_kill_then_rerun(
         tiny, _many(collection, 16), tmp_path / "emb.parquet", ["--engine", "ray"]
     )
+
+
+def test_bench_engines_smoke(tmp_path, capsys):
+    from xclip_app.bench.engines import bench_engines
+
+    r = bench_engines(tmp_path, arch="xclip_test", videos=2, frames=8, ray_engine=False)
+    assert set(r["decode_videos_per_s"]) == {"raw 720p", "prepared (256, keyint 16)"}
+    assert r["engine_videos_per_s"]["local"] > 0 and r["prepared_speedup"] > 0
+    out = capsys.readouterr().out
+    assert "prepared / raw" in out and "local" in out
+    with xclip.data.video.open_video(str(tmp_path / "prepared" / "clip001-8f.mp4")) as v:
+        assert v.get_frames([0]).shape[1:3] == (256, 454)  # the short side 256
