@@ -186,7 +186,9 @@ def test_engine_ray_without_ray_says_how_to_install(
     assert len(err) == 1 and "pip install 'xclip[ray]'" in err[0]
     assert not out.exists()
     assert _cli("classify", collection, "--labels", "a,b", "--engine", "ray") == 2
-    assert "add -o OUT.parquet" in capsys.readouterr().err
+    assert "give -o OUT.parquet" in capsys.readouterr().err
+    assert _cli("embed", collection, "-o", tmp_path / "i.safetensors", "--engine", "ray") == 2
+    assert "not " in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------

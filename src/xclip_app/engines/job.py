@@ -65,8 +65,14 @@ def wants_collection_job(args: argparse.Namespace) -> bool:
     from xclip_app.parquet_results import is_parquet_output  # lazy: CLI start-up
 
     engine = getattr(args, "engine", "local")
-    if engine == "ray" and args.output in (None, "-"):
-        raise UsageError("--engine ray writes a Parquet output: add -o OUT.parquet (or -o FOLDER)")
+    if engine == "ray" and (
+        args.output in (None, "-") or args.output.endswith((".safetensors", ".npy", ".json"))
+        or args.output.endswith((".jsonl", ".csv", ".txt"))
+    ):  # fmt: skip
+        raise UsageError(
+            f"--engine ray writes a Parquet output: give -o OUT.parquet (or -o FOLDER/), "
+            f"not {args.output or 'stdout'}"
+        )
     return engine == "ray" or is_parquet_output(args.output)
 
 

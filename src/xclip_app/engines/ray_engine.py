@@ -25,8 +25,10 @@ from typing import Any
 from xclip_app.engines.work import ClipPreparer, ModelWorker
 from xclip_app.exit_codes import UsageError
 
-__all__ = ["INSTALL_HINT", "import_ray", "init_ray", "run_ray"]
+__all__ = ["DECODE_TASK_MEMORY", "INSTALL_HINT", "import_ray", "init_ray", "run_ray"]
 
+# what one decoding task holds: a decoder, the sampled frames and the preprocessed views
+DECODE_TASK_MEMORY = 512 * 2**20
 INSTALL_HINT = "--engine ray needs Ray: pip install 'xclip[ray]' (ray[data] and pyarrow)"
 
 
@@ -113,7 +115,10 @@ def run_ray(
     ds = ray.data.from_items(
         [{"path": p} for p in paths], override_num_blocks=max(1, min(len(paths), 200))
     )
-    ds = ds.map(preparer, num_cpus=1)
+    # decoding tasks reserve memory (the model actors do not): besides sizing the tasks, this
+    # keeps them apart from the actors (Ray Data fuses a map into the next actor stage when
+    # their remote args are equal: decoding would then run inside the model actors)
+    ds = ds.map(preparer, num_cpus=1, memory=DECODE_TASK_MEMORY)
     ds = ds.map_batches(
         _ModelActor,
         fn_constructor_kwargs={
