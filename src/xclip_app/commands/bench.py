@@ -74,18 +74,35 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="what", required=True, metavar="{model,data}")
+    sub = p.add_subparsers(dest="what", required=True, metavar="{model,data,engines}")
     add_model_arguments(
         sub.add_parser("model", help="model forward latency/throughput against transformers")
     )
     add_data_arguments(
         sub.add_parser("data", help="decoding clips/s per worker against decord, DataLoader")
     )
+    add_engines_arguments(  # xclip_app.bench.engines
+        sub.add_parser("engines", help="videos/s: local vs ray engine; prepared vs raw 720p")
+    )
+
+
+def add_engines_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``bench engines``."""
+    p.add_argument("--clips-dir", default=os.path.join(".cache", "bench_engines"))
+    p.add_argument("--arch", default="xclip_b32_8f", help="model (random weights)")
+    p.add_argument("--videos", type=int, default=16, help="videos per run (default 16)")
+    p.add_argument("--frames", type=int, default=150, help="frames per generated clip")
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="ray model workers")
+    p.add_argument("--cpus-per-worker", type=float, default=1)
+    p.add_argument("--no-ray", action="store_true", help="local engine and decoding only")
+    p.add_argument("--json", default=None, help="write every number here")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.what == "data":
         return run_data(args)
+    if args.what == "engines":
+        return run_engines(args)
     return run_model(args)
 
 
@@ -118,6 +135,21 @@ def run_model(args: argparse.Namespace) -> int:
         Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json_path).write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.json_path}")
+    return EXIT_OK
+
+
+def run_engines(args: argparse.Namespace) -> int:
+    """``bench engines``: tables on stdout, every number to ``--json``."""
+    from xclip.atomic import atomic_write_text  # lazy: CLI start-up
+    from xclip_app.bench.engines import bench_engines  # lazy: CLI start-up
+
+    result = bench_engines(
+        args.clips_dir, arch=args.arch, videos=args.videos, frames=args.frames,
+        workers=tuple(args.workers), cpus_per_worker=args.cpus_per_worker,
+        ray_engine=not args.no_ray,
+    )  # fmt: skip
+    if args.json:
+        atomic_write_text(args.json, json.dumps(result, indent=1))
     return EXIT_OK
 
 

@@ -12,6 +12,7 @@ import argparse
 import sys
 import time
 
+from xclip_app.engines.job import add_engine_arguments, run_collection, wants_collection_job
 from xclip_app.exit_codes import UsageError
 from xclip_app.inference_args import (
     add_label_arguments,
@@ -52,7 +53,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--format", choices=FORMATS, default="table", help="output format (default table)"
     )
-    g.add_argument("-o", "--output", help="write the results to this file (default: stdout)")
+    g.add_argument(
+        "-o",
+        "--output",
+        help="write the results to this file (default: stdout); OUT.parquet (or a folder with "
+        "--engine ray): one row per video, resumable (docs/scale.md)",
+    )
     add_overwrite_argument(g)
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.add_argument("--no-recursive", action="store_true", help="do not descend into sub-folders")
@@ -60,6 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t = p.add_argument_group("long videos")
     t.add_argument("--window", type=float, help="seconds per window: a timeline of predictions")
     t.add_argument("--stride", type=float, help="seconds between window starts (default: --window)")
+    add_engine_arguments(p)  # collections: --engine ray, Parquet -o (xclip_app.engines.job)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--window and --stride must be > 0 seconds")
     labels = read_labels(args)
     read_templates(args)  # a wrong template or templates file fails before the model loads
+    if wants_collection_job(args):  # --engine ray or -o OUT.parquet (xclip_app.engines.job)
+        return run_collection(args, "classify", labels)
     videos = find_videos(args.videos, recursive=not args.no_recursive)
     if args.output not in (None, "-"):
         check_outputs([args.output], overwrite=args.overwrite, **input_guards(args, videos))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from xclip_app.engines.job import add_engine_arguments, run_collection, wants_collection_job
 from xclip_app.exit_codes import UsageError
 from xclip_app.inference_args import (
     add_label_arguments,
@@ -44,7 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "-o",
         "--output",
         required=True,
-        help="index file: .safetensors (one file) or .npy (+ .json, .tokens.npy, .text.npy)",
+        help="index file: .safetensors (one file) or .npy (+ .json, .tokens.npy, .text.npy); or "
+        "OUT.parquet (a folder with --engine ray): one row per video, resumable (docs/scale.md)",
     )
     add_overwrite_argument(p)
     add_model_arguments(p)
@@ -58,12 +60,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-recursive", action="store_true", help="do not descend into sub-folders")
+    add_engine_arguments(p)  # collections: --engine ray, Parquet -o (xclip_app.engines.job)
 
 
 def run(args: argparse.Namespace) -> int:
     from xclip.data.video import find_videos  # lazy: CLI start-up
     from xclip.inference import embed_videos, index_files  # lazy: CLI start-up
 
+    if wants_collection_job(args):  # --engine ray or -o OUT.parquet (xclip_app.engines.job)
+        return run_collection(args, "embed", read_labels(args))
     if not args.output.endswith((".safetensors", ".npy")):
         raise UsageError(f"--output must end in .safetensors or .npy, got {args.output!r}")
     labels = read_labels(args)

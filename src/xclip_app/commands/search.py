@@ -9,6 +9,7 @@ of it) or the model.
 from __future__ import annotations
 
 import argparse
+import os
 
 from xclip_app.exit_codes import EXIT_OK, UsageError
 from xclip_app.inference_args import (
@@ -30,7 +31,11 @@ HELP = "rank the videos of an index (from `embed`) for text queries (text-to-vid
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("queries", nargs="+", metavar="QUERY", help="text queries, e.g. 'a dog surfing'")
-    p.add_argument("--index", required=True, help="index file written by `xclip-video embed`")
+    p.add_argument(
+        "--index",
+        required=True,
+        help="index written by `xclip-video embed`: .safetensors, .npy, or a Parquet output",
+    )
     add_model_arguments(p, default=None)
     p.add_argument("--top-k", type=int, default=10, help="videos per query (default 10; 0 = all)")
     p.add_argument(
@@ -46,6 +51,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_overwrite_argument(p)
 
 
+def is_parquet_index(path: str) -> bool:
+    """A Parquet ``embed`` output: ``*.parquet``, or a folder of parts."""
+    return path.endswith(".parquet") or os.path.isdir(path)
+
+
 def run(args: argparse.Namespace) -> int:
     from xclip.inference import index_files, load_index, model_fingerprint  # lazy: CLI start-up
     from xclip.inference import search as search_index  # lazy: CLI start-up
@@ -53,12 +63,18 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top_k < 0:
         raise UsageError(f"--top-k must be >= 0, got {args.top_k}")
-    index = load_index(args.index)
+    if is_parquet_index(args.index):  # an `embed -o OUT.parquet` output (xclip_app.parquet_results)
+        from xclip_app.parquet_results import load_parquet_index  # lazy: CLI start-up
+
+        index = load_parquet_index(args.index)
+    else:
+        index = load_index(args.index)
     model_src = args.model or index.model.get("source")
     if not model_src or model_src == "XCLIP":
         raise UsageError(f"{args.index} does not record its model; pass --model")
     if args.output not in (None, "-"):
-        guards = input_guards(args, model=model_src, extra_inputs=index_files(args.index))
+        files = [args.index] if is_parquet_index(args.index) else index_files(args.index)
+        guards = input_guards(args, model=model_src, extra_inputs=files)
         check_outputs([args.output], overwrite=args.overwrite, **guards)
     model = load_model_from_args(args, model_src).eval()
     if args.device:

@@ -1,0 +1,173 @@
+"""The videos of a collection: files, folders, list files, globs and remote URIs, expanded into
+one sorted list of unique video locations.
+
+- a file with a video extension (or any file named explicitly that is not a list file): itself;
+- a folder: its videos (:data:`xclip.data.video.VIDEO_EXTENSIONS`), recursively by default;
+- a list file: ``@FILE``, or a file ending in ``.txt``/``.lst``/``.list``: one video, folder, glob
+  or URI a line (blank lines and ``#`` comments skipped; relative paths are relative to the list
+  file's folder);
+- a glob (``*``, ``?``, ``[`` in a path that does not exist as named): the matching videos
+  (``**`` descends into sub-folders);
+- a URI (``s3://bucket/prefix``, ``gs://...``, ``hf://...``, ``file:///...``): listed through
+  pyarrow's file systems, or fsspec's when pyarrow does not know the scheme (both optional);
+  a URI that names a folder contributes its videos. Remote videos are read as bytes by
+  :func:`read_video_bytes` where they are decoded (a Ray task on any machine of the cluster).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from xclip_app.exit_codes import UsageError
+
+__all__ = ["LIST_SUFFIXES", "expand_inputs", "is_uri", "read_video_bytes"]
+
+LIST_SUFFIXES = (".txt", ".lst", ".list")
+
+
+def is_uri(s: str) -> bool:
+    """``scheme://...`` with a scheme of two letters or more (``C:\\`` is a Windows path)."""
+    head, sep, _ = s.partition("://")
+    return bool(sep) and len(head) > 1 and head.replace("+", "").replace("-", "").isalnum()
+
+
+def _is_video_name(name: str) -> bool:
+    from xclip.data.video import VIDEO_EXTENSIONS  # lazy: CLI start-up
+
+    return os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS
+
+
+def _read_list(path: Path, recursive: bool, seen: set[Path]) -> list[str]:
+    real = path.resolve()
+    if real in seen:
+        raise UsageError(f"list file {path} includes itself; remove the loop")
+    seen = seen | {real}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise UsageError(f"list file not found: {path}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not a UTF-8 text list file (one video path a line)") from None
+    out: list[str] = []
+    for n, line in enumerate(lines, 1):
+        item = line.strip()
+        if not item or item.startswith("#"):
+            continue
+        if not is_uri(item) and not os.path.isabs(item):
+            item = str(path.parent / item)
+        try:
+            out += _expand_one(item, recursive, seen)
+        except UsageError as e:
+            raise UsageError(f"{path}, line {n}: {e}") from None
+    return out
+
+
+def _expand_uri(uri: str, recursive: bool) -> list[str]:
+    try:
+        import pyarrow.fs as pafs  # lazy: optional dependency
+    except ImportError:
+        pafs = None
+    if pafs is not None:
+        try:
+            fs, root = pafs.FileSystem.from_uri(uri)
+        except ValueError:  # pyarrow's ArrowInvalid: a scheme it does not know
+            fs = None
+        except OSError as e:
+            raise UsageError(f"{uri}: {e}") from None
+        if fs is not None:
+            info = fs.get_file_info(root)
+            if info.type == pafs.FileType.NotFound:
+                raise UsageError(f"not found: {uri}")
+            if info.type == pafs.FileType.File:
+                return [uri]
+            scheme = uri.split("://", 1)[0]
+            sel = pafs.FileSelector(root, recursive=recursive)
+            found = sorted(
+                f"{scheme}://{f.path}" if scheme != "file" else f"file://{f.path}"
+                for f in fs.get_file_info(sel)
+                if f.type == pafs.FileType.File and _is_video_name(f.path)
+            )
+            if not found:
+                raise UsageError(f"no videos under {uri}")
+            return found
+    try:
+        import fsspec  # lazy: optional dependency
+    except ImportError:
+        raise UsageError(
+            f"{uri}: reading URIs needs pyarrow or fsspec; install one, e.g. "
+            f"`pip install 'xclip[ray]'`"
+        ) from None
+    try:
+        fs, root = fsspec.core.url_to_fs(uri)
+    except (ValueError, ImportError) as e:
+        raise UsageError(f"{uri}: {e}") from None
+    if not fs.exists(root):
+        raise UsageError(f"not found: {uri}")
+    if fs.isfile(root):
+        return [uri]
+    scheme = uri.split("://", 1)[0]
+    names = fs.find(root) if recursive else fs.ls(root, detail=False)
+    found = sorted(f"{scheme}://{n}" for n in names if _is_video_name(n) and fs.isfile(n))
+    if not found:
+        raise UsageError(f"no videos under {uri}")
+    return found
+
+
+def _expand_one(item: str, recursive: bool, seen: set[Path]) -> list[str]:
+    from xclip.data.video import find_videos  # lazy: CLI start-up
+
+    if is_uri(item):
+        return _expand_uri(item, recursive)
+    if item.startswith("@"):
+        return _read_list(Path(item[1:]), recursive, seen)
+    p = Path(item)
+    if p.is_file() and p.suffix.lower() in LIST_SUFFIXES:
+        return _read_list(p, recursive, seen)
+    if not p.exists() and glob.has_magic(item):
+        matches = sorted(glob.glob(item, recursive=True))
+        found = [m for m in matches if os.path.isfile(m) and _is_video_name(m)]
+        for m in matches:
+            if os.path.isdir(m):
+                found += find_videos([m], recursive=recursive)
+        if not found:
+            raise UsageError(f"no videos match {item}")
+        return found
+    if not p.exists():
+        raise UsageError(f"not found: {item}")
+    try:
+        return find_videos([p], recursive=recursive)
+    except ValueError as e:  # a folder without videos
+        raise UsageError(str(e)) from None
+
+
+def expand_inputs(items: Iterable[str], *, recursive: bool = True) -> list[str]:
+    """Every video of ``items`` (see the module docstring), sorted, each once. A missing path,
+    a glob or folder without videos, a list file that cannot be read: :class:`UsageError`."""
+    out: set[str] = set()
+    for item in items:
+        out.update(_expand_one(os.fspath(item), recursive, set()))
+    return sorted(out)
+
+
+def read_video_bytes(uri: str) -> bytes:
+    """The bytes of a remote video (pyarrow's file systems, else fsspec's). ``OSError`` when
+    it cannot be read (a failed video, like a missing local file)."""
+    try:
+        import pyarrow.fs as pafs  # lazy: optional dependency
+
+        fs, path = pafs.FileSystem.from_uri(uri)
+    except ImportError:
+        import fsspec  # lazy: optional dependency
+
+        with fsspec.open(uri, "rb") as f:
+            return f.read()
+    except ValueError:
+        import fsspec  # lazy: optional dependency
+
+        with fsspec.open(uri, "rb") as f:
+            return f.read()
+    with fs.open_input_file(path) as f:
+        return f.read()
