@@ -297,6 +297,7 @@ def test_download_falls_back_to_github(hub, tmp_path):
     assert len(hub.requests) == n
 
 
+@pytest.mark.slow  # huggingface_hub retries a refused connection 5 times with backoff (~24 s)
 def test_download_unreachable_is_a_clear_error(tmp_path, monkeypatch):
     hub = StandInHub()
     url = hub.url
