@@ -173,6 +173,8 @@ def installed(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["PIP_NO_INDEX"] = "1"
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    # ensurepip's own (older) setuptools would shadow the outer one that torch requires
+    _run([str(py), "-m", "pip", "uninstall", "-y", "setuptools"], tmp, env)
     before = _run(
         [str(py), "-c", "import torch; print(torch.__version__, torch.__file__)"], tmp, env
     )
@@ -222,3 +224,45 @@ def test_wheel_demo_quick_from_an_empty_folder(installed, tmp_path):
     run.mkdir()
     _run([cli, "demo", "--quick"], run, installed["env"], timeout=1800)
     assert any(run.iterdir())
+
+
+# ------------------------------------------------------------------------------------------------
+# a typed package with a reference
+
+
+def test_public_api_is_typed_and_documented():
+    """Every function and public method of ``xclip.__all__`` has type hints and a docstring (the
+    API reference, ``make docs-api``, is generated from them)."""
+    import inspect
+
+    problems = []
+    for name in xclip.__all__:
+        obj = getattr(xclip, name)
+        if inspect.isfunction(obj):
+            funcs = [(name, obj)]
+        elif inspect.isclass(obj):
+            if not obj.__doc__:
+                problems.append(f"{name}: no docstring")
+            funcs = [
+                (f"{name}.{k}", v)
+                for k, v in vars(obj).items()
+                if inspect.isfunction(v) and (not k.startswith("_") or k == "__init__")
+            ]
+        else:
+            continue
+        for qual, f in funcs:
+            sig = inspect.signature(f)
+            untyped = [
+                p
+                for p, v in sig.parameters.items()
+                if v.annotation is inspect.Parameter.empty and p not in ("self", "cls")
+            ]
+            if untyped:
+                problems.append(f"{qual}: no hints for {untyped}")
+            if qual.endswith("__init__"):
+                continue
+            if sig.return_annotation is inspect.Signature.empty:
+                problems.append(f"{qual}: no return hint")
+            if not f.__doc__:
+                problems.append(f"{qual}: no docstring")
+    assert not problems, problems
