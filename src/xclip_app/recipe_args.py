@@ -27,8 +27,12 @@ def add_recipe_arguments(p: argparse.ArgumentParser, required: bool = True) -> N
         metavar="KEY=VALUE",
         help="dotted overrides applied after the recipe, e.g. train.lr=8e-6 data.root=/data/k400",
     )
-    p.add_argument("--output", help="run folder (sets output.dir)")
-    p.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda if available, else cpu")
+    p.add_argument("-o", "--output", help="run folder (sets output.dir)")
+    p.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        help="default: cuda if available, else cpu (several GPUs: torchrun, one per process)",
+    )
 
 
 def load_recipe(args: argparse.Namespace, extra: list[str] | None = None) -> RunConfig:

@@ -19,6 +19,7 @@ from xclip_app.inference_args import (
     add_model_arguments,
     add_overwrite_argument,
     add_view_arguments,
+    index_model_name,
     input_guards,
     load_model_from_args,
     read_labels,
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             workers=args.workers,
             progress=lambda *_: bar.update(1),
-            model_name=args.model,
+            model_name=index_model_name(args.model, args.output),
         )
     finally:
         bar.close()
