@@ -138,8 +138,8 @@ def _run(cmd, cwd, env=None, timeout=900):
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     """A wheel built from this tree, installed (not editable) into a new venv that sees the
-    running interpreter's packages (torch among them) through --system-site-packages; pip may
-    not download anything (``--no-index``), so a resolver that wanted another torch fails."""
+    running virtual environment's packages (torch among them) through a ``.pth`` file; pip may
+    not download anything (``PIP_NO_INDEX``), so a resolver that wanted another torch fails."""
     if sys.prefix == sys.base_prefix:
         pytest.skip("needs to run inside a virtual environment that has torch")
     tmp = tmp_path_factory.mktemp("wheel")
@@ -158,9 +158,10 @@ def installed(tmp_path_factory):
     )
     wheel = next((tmp / "dist").glob("xclip-*.whl"))
     venv = tmp / "venv"
-    # a venv on top of the running one: its site-packages (torch ...) become the "system" ones
+    # a venv on top of the running one: its site-packages (torch ...) are seen through a .pth
+    # file (not --system-site-packages: the base interpreter's unrelated packages are not ours)
     base = Path(sys.base_prefix) / "bin" / "python3"
-    _run([str(base), "-m", "venv", "--system-site-packages", str(venv)], tmp)
+    _run([str(base), "-m", "venv", str(venv)], tmp)
     pth = (
         venv
         / "lib"
@@ -196,7 +197,7 @@ def test_wheel_keeps_the_torch_it_finds_and_pip_check_is_clean(installed):
     assert after == installed["torch"]
     _run([str(py), "-m", "pip", "check"], tmp, env)
     where = _run([str(py), "-c", "import xclip, xclip_app; print(xclip.__file__)"], tmp, env)
-    assert str(ROOT) not in where  # the installed copy, not the clone
+    assert Path(where.strip()).is_relative_to(tmp / "venv")  # the wheel's copy, not a clone
     shipped = Path(where.strip()).parents[1] / "xclip_app" / "recipes" / "k400" / "b16_8f.yaml"
     assert shipped.is_file() and (Path(where.strip()).parent / "py.typed").is_file()
 
