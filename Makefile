@@ -5,12 +5,14 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# exact versions of this machine (torch from its local files); pyproject.toml has ranges
+CONSTRAINTS := .ci/constraints.txt
 
-.PHONY: demo test test-all lint format bench clean
+.PHONY: demo test test-all lint format bench docs-api clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e ".[dev]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -32,6 +34,10 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/xclip-video bench model
+
+# API reference of the public library (xclip.__all__) as HTML in build/api; warnings fail it
+docs-api: $(STAMP)
+	$(BIN)/python -W error -m pdoc --docformat google -o build/api xclip
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build src/*.egg-info

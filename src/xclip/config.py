@@ -100,6 +100,7 @@ class XCLIPConfig:
         return self.grid_size**2
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (JSON-able; what ``config.json`` stores)."""
         return asdict(self)
 
     @classmethod
@@ -113,6 +114,7 @@ class XCLIPConfig:
         return cls(**d)
 
     def replace(self, **changes: Any) -> XCLIPConfig:
+        """A copy with ``changes`` applied (``cfg.replace(num_frames=16)``); ``self`` is frozen."""
         return replace(self, **changes)
 
 
@@ -132,6 +134,7 @@ class PreprocessConfig:
             object.__setattr__(self, "resize_short", int(256 / 224 * self.image_size))
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (JSON-able; what ``config.json`` stores)."""
         return asdict(self)
 
     @classmethod

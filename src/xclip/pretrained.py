@@ -1,4 +1,4 @@
-"""The released X-CLIP weights as data, and a dependency-free downloader with a checksummed cache.
+"""The released X-CLIP weights as data, and their download through ``huggingface_hub``.
 
 The references document **18** released checkpoints (the project issue says "17"; the table below
 lists every one documented): 6 Kinetics-400 (B/32 8f and 16f, B/16 8f and 16f, L/14 8f,
@@ -13,9 +13,13 @@ Face hub copy (``microsoft/xclip-*``); the original files are GitHub release ass
 >>> P.get_pretrained("xclip_b16_32f", "zero_shot").hf_hub_id
 'microsoft/xclip-base-patch16-zero-shot'
 
-Downloads go to ``$XCLIP_CACHE`` (default ``~/.cache/xclip``); each file is written atomically, so an
-interrupted download never leaves a partial file that looks complete, and the next call starts it
-again.
+Hub copies are fetched with :func:`huggingface_hub.hf_hub_download`, so they share the Hugging
+Face cache (``HF_HOME``/``HF_HUB_CACHE``) with transformers and open_clip, honour
+``HF_HUB_OFFLINE=1``, ``HF_TOKEN`` and ``HF_ENDPOINT``, and resume interrupted downloads. If the hub
+cannot give them, the original GitHub release file is downloaded into ``$XCLIP_CACHE/original``
+(default ``~/.cache/xclip``), written atomically. Checksums: an entry's ``sha256`` is verified
+when recorded, but **no entry records one today** (the authors publish none); hub files are
+identified by commit and ETag, as ``huggingface_hub`` does for every model.
 """
 
 from __future__ import annotations
@@ -27,7 +31,11 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from huggingface_hub import constants as hf_constants
+from huggingface_hub import hf_hub_download, scan_cache_dir
+from huggingface_hub.errors import CacheNotFound, EntryNotFoundError, HfHubHTTPError
 from tqdm import tqdm
 
 from xclip.errors import InputError
@@ -45,12 +53,17 @@ from .paper import (
     PAPER_ZEROSHOT_TOP1,
 )
 
-HF_URL = "https://huggingface.co/{repo}/resolve/main/{file}"
 GITHUB_URL = "https://github.com/nbl97/X-CLIP_Model_Zoo/releases/download/v1.0/{file}"
 GDRIVE_URL = "https://drive.google.com/uc?export=download&id={id}"
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 HF_CONFIG_FILE = "config.json"
 _CHUNK = 1 << 20
+# The transport errors of the HTTP client huggingface_hub uses (httpx in 1.x, httpx2 in 2.x): a
+# connection cut mid-download after its own retries. HfHubHTTPError derives from that client's
+# HTTPError, so it names the class without importing a dependency of a dependency.
+_HUB_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = tuple(
+    c for c in HfHubHTTPError.__mro__[1:] if c.__name__ == "HTTPError"
+)
 
 
 @dataclass(frozen=True)
@@ -61,7 +74,9 @@ class PretrainedWeights:
     reported); ``metrics`` holds every reported number (e.g. the zero-shot model's three datasets).
     These and ``gflops`` are the paper's figures for this very checkpoint, read from
     :mod:`xclip.paper`.
-    ``sha256`` is the checksum of the file downloaded from ``url`` (``None``: not published).
+    ``sha256`` is the checksum of the file downloaded from ``url`` (``None``: not published,
+    which is the case for every entry today). ``hf_revision`` pins the hub copy to a commit
+    (``None``: the ``main`` branch).
     """
 
     arch: str
@@ -79,7 +94,7 @@ class PretrainedWeights:
     metrics: dict[str, float] = field(default_factory=dict)
     gdrive_id: str | None = None
     sha256: str | None = None
-    hf_sha256: dict[str, str] = field(default_factory=dict)
+    hf_revision: str | None = None
     notes: str = ""
 
     @property
@@ -254,6 +269,7 @@ def get_pretrained(arch: str, tag: str | None = None) -> PretrainedWeights:
 
 
 def cache_root(cache_dir: str | Path | None = None) -> Path:
+    """Where the GitHub fallback files go: ``cache_dir``, ``$XCLIP_CACHE`` or ``~/.cache/xclip``."""
     if cache_dir is not None:
         return Path(cache_dir).expanduser()
     env = os.environ.get("XCLIP_CACHE")
@@ -262,14 +278,6 @@ def cache_root(cache_dir: str | Path | None = None) -> Path:
 
 class DownloadError(CheckpointError):
     """A file could not be downloaded; the message says how to get it manually."""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _urlopen(url: str, timeout: float = 60.0):
@@ -282,8 +290,8 @@ def download_file(
 ) -> Path:
     """Download ``url`` to ``dest`` atomically (temp file + rename), verifying ``sha256`` if given.
 
-    Raises :class:`urllib.error.URLError`/``OSError`` for network failures (callers turn these into
-    a clear message) and :class:`DownloadError` on a checksum mismatch (nothing is kept).
+    Raises :class:`urllib.error.URLError`/``OSError`` for network failures, including a body
+    shorter than its ``Content-Length`` (callers turn these into a clear message) and :class:`DownloadError` on a checksum mismatch (nothing is kept).
     """
 
     def write(tmp: str) -> None:
@@ -300,15 +308,20 @@ def download_file(
                     leave=False,
                 )
             h = hashlib.sha256()
+            received = 0
             try:
                 while chunk := resp.read(_CHUNK):
                     f.write(chunk)
                     h.update(chunk)
+                    received += len(chunk)
                     if bar is not None:
                         bar.update(len(chunk))
             finally:
                 if bar is not None:
                     bar.close()
+        if total and received != int(total):
+            # urllib returns a body cut by a closed connection as if it were complete
+            raise ConnectionError(f"the connection closed after {received} of {total} bytes")
         if sha256 is not None and h.hexdigest() != sha256.lower():
             raise DownloadError(
                 f"checksum mismatch for {url}: expected sha256 {sha256}, got {h.hexdigest()}; "
@@ -320,41 +333,68 @@ def download_file(
     return dest
 
 
-def _is_not_found(err: BaseException) -> bool:
-    return isinstance(err, urllib.error.HTTPError) and err.code in (401, 403, 404)
+class _SilentTqdm(tqdm):
+    """The progress bar ``huggingface_hub`` draws, switched off (``progress=False``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["disable"] = True
+        super().__init__(*args, **kwargs)
 
 
-def _download_hf(entry: PretrainedWeights, folder: Path, progress: bool) -> Path:
-    """``config.json`` + the first weights file the hub repo has into ``folder``.
+def _offline() -> bool:
+    """``HF_HUB_OFFLINE`` as ``huggingface_hub`` reads it, also when set after its import."""
+    value = os.environ.get("HF_HUB_OFFLINE", "").strip().upper()
+    return hf_constants.HF_HUB_OFFLINE or value in {"1", "ON", "YES", "TRUE"}
 
-    Files already complete in ``folder`` are kept (each was written atomically), so a download
-    interrupted between the two files only fetches the missing one next time.
+
+def _download_hf(
+    entry: PretrainedWeights,
+    cache_dir: Path | None,
+    *,
+    revision: str | None,
+    token: bool | str | None,
+    progress: bool,
+) -> Path:
+    """``config.json`` + the first weights file the hub repo has; returns their snapshot folder.
+
+    Both files come from one commit: the weights are fetched first and ``config.json`` at the
+    commit they came from, so a repository that changes between the two calls never mixes.
     """
-    have_weights = any((folder / name).is_file() for name in HF_WEIGHT_FILES)
-    if not have_weights:
-        last: BaseException | None = None
-        for name in HF_WEIGHT_FILES:
-            url = HF_URL.format(repo=entry.hf_hub_id, file=name)
-            try:
-                download_file(
-                    url, folder / name, sha256=entry.hf_sha256.get(name), progress=progress
-                )
-                break
-            except urllib.error.HTTPError as e:
-                last = e
-                if not _is_not_found(e):
-                    raise
-        else:
-            assert last is not None
-            raise last
-    if not (folder / HF_CONFIG_FILE).is_file():
-        download_file(
-            HF_URL.format(repo=entry.hf_hub_id, file=HF_CONFIG_FILE),
-            folder / HF_CONFIG_FILE,
-            sha256=entry.hf_sha256.get(HF_CONFIG_FILE),
-            progress=False,
+    kwargs: dict[str, Any] = {
+        "cache_dir": None if cache_dir is None else str(cache_dir),
+        "token": token,
+        # read per call: HF_ENDPOINT set after huggingface_hub was imported still counts
+        "endpoint": os.environ.get("HF_ENDPOINT") or None,
+        "local_files_only": _offline(),
+        "library_name": "xclip",
+        "tqdm_class": None if progress else _SilentTqdm,
+    }
+    rev = revision or entry.hf_revision
+    weights: Path | None = None
+    missing: list[str] = []
+    for name in HF_WEIGHT_FILES:
+        try:
+            weights = Path(hf_hub_download(entry.hf_hub_id, name, revision=rev, **kwargs))
+            break
+        except EntryNotFoundError as e:
+            if isinstance(e, FileNotFoundError):
+                raise  # LocalEntryNotFoundError: offline or unreachable, not a missing file
+            missing.append(name)  # the repo exists and lacks this file: try the next one
+    if weights is None:
+        raise FileNotFoundError(f"the hub repo has none of {', '.join(missing)}")
+    commit = weights.parent.name  # snapshots/<commit>/<file>
+    config = Path(hf_hub_download(entry.hf_hub_id, HF_CONFIG_FILE, revision=commit, **kwargs))
+    if config.parent != weights.parent:  # a pinned commit always shares one snapshot folder
+        raise DownloadError(
+            f"{entry.hf_hub_id}: {HF_CONFIG_FILE} and the weights came from different snapshots "
+            f"({config.parent} and {weights.parent}); pass revision= a commit of that repo"
         )
-    return folder
+    return weights.parent
+
+
+def _hub_url(entry: PretrainedWeights) -> str:
+    endpoint = os.environ.get("HF_ENDPOINT") or hf_constants.ENDPOINT
+    return f"{endpoint.rstrip('/')}/{entry.hf_hub_id}"
 
 
 def _reason(err: BaseException) -> str:
@@ -362,7 +402,7 @@ def _reason(err: BaseException) -> str:
         return f"HTTP {err.code} {err.reason}"
     if isinstance(err, urllib.error.URLError):
         return str(err.reason)
-    return f"{type(err).__name__}: {err}"
+    return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}".rstrip(": ")
 
 
 def download_pretrained(
@@ -370,32 +410,40 @@ def download_pretrained(
     cache_dir: str | Path | None = None,
     *,
     progress: bool = True,
+    revision: str | None = None,
+    token: bool | str | None = None,
 ) -> Path:
     """Download (once) and return a path :func:`xclip.load_model` reads.
 
-    Tries the Hugging Face hub copy (``config.json`` + ``model.safetensors`` or
-    ``pytorch_model.bin`` over plain HTTPS, no ``huggingface_hub`` needed) and returns its
-    directory; if the hub is unreachable, the original GitHub release ``.pth`` (verified against
-    ``entry.sha256`` when known) and returns the file. Cached under ``$XCLIP_CACHE`` or
-    ``~/.cache/xclip``; a cached file is returned without network access.
+    First the Hugging Face hub copy (``config.json`` + ``model.safetensors`` or
+    ``pytorch_model.bin``) through :func:`huggingface_hub.hf_hub_download`: the shared HF cache
+    (or ``cache_dir``), ``HF_HUB_OFFLINE``, ``HF_ENDPOINT``, the token of ``huggingface-cli login``
+    or ``HF_TOKEN`` (or ``token``), resumed downloads; returns the snapshot folder. ``revision``
+    pins a branch, tag or commit (default: ``entry.hf_revision``, else ``main``).
+
+    If the hub cannot give the files, the original GitHub release ``.pth`` (verified against
+    ``entry.sha256`` when recorded; none is today), cached as ``<cache>/original/<file>`` with
+    ``<cache>`` = ``cache_dir``, ``$XCLIP_CACHE`` or ``~/.cache/xclip``; returns the file.
+    A cached file is returned without network access. Failing both: :class:`DownloadError`
+    naming each source and how to download by hand.
     """
     if isinstance(entry, str):
         entry = get_pretrained(entry)
-    root = cache_root(cache_dir)
-    hf_dir = root / entry.name
-    original = root / "original" / entry.filename
+    original = cache_root(cache_dir) / "original" / entry.filename
     if original.is_file():
         return original
     errors: list[str] = []
+    hub_dir = None if cache_dir is None else Path(cache_dir).expanduser() / "hub"
     try:
-        return _download_hf(entry, hf_dir, progress)
+        return _download_hf(entry, hub_dir, revision=revision, token=token, progress=progress)
     except DownloadError:
         raise
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        errors.append(
-            f"could not download {entry.name} from {HF_URL.format(repo=entry.hf_hub_id, file='')}: {_reason(e)}"
-        )
-    if entry.gdrive_id is None:
+    except (OSError, EntryNotFoundError, ValueError, *_HUB_TRANSPORT_ERRORS) as e:
+        # hub answers (404, 401, offline and not cached) are OSError subclasses
+        errors.append(f"could not download {entry.name} from {_hub_url(entry)}: {_reason(e)}")
+    if _offline():
+        errors.append("HF_HUB_OFFLINE is set and the files are not in the cache")
+    elif entry.gdrive_id is None:
         try:
             return download_file(entry.url, original, sha256=entry.sha256, progress=progress)
         except DownloadError:
@@ -405,16 +453,26 @@ def download_pretrained(
     else:
         errors.append(f"the original file is on Google Drive: {entry.url}")
     raise DownloadError(
-        "; ".join(errors)
-        + f"; download it manually (the hub repo https://huggingface.co/{entry.hf_hub_id} or "
+        "; ".join(errors) + f"; download it manually (the hub repo {_hub_url(entry)} or "
         f"{entry.url}) and pass the path to xclip.load_model"
     )
 
 
 def clear_cache(entry: PretrainedWeights | str, cache_dir: str | Path | None = None) -> None:
-    """Delete the cached files of ``entry``."""
+    """Delete the cached files of ``entry``: its GitHub fallback file, and its hub copy in the
+    Hugging Face cache (``cache_dir/hub`` when ``cache_dir`` is given)."""
     if isinstance(entry, str):
         entry = get_pretrained(entry)
-    root = cache_root(cache_dir)
-    shutil.rmtree(root / entry.name, ignore_errors=True)
-    (root / "original" / entry.filename).unlink(missing_ok=True)
+    (cache_root(cache_dir) / "original" / entry.filename).unlink(missing_ok=True)
+    hub_dir = (
+        Path(hf_constants.HF_HUB_CACHE)
+        if cache_dir is None
+        else Path(cache_dir).expanduser() / "hub"
+    )
+    try:
+        info = scan_cache_dir(hub_dir)
+    except CacheNotFound:
+        return
+    for repo in info.repos:
+        if repo.repo_id == entry.hf_hub_id and repo.repo_type == "model":
+            shutil.rmtree(repo.repo_path, ignore_errors=True)

@@ -109,6 +109,7 @@ class Tokenizer:
         return ids
 
     def decode(self, ids: Iterable[int]) -> str:
+        """Text of the token ``ids`` (word ends ``</w>`` become spaces; outer spaces stripped)."""
         text = "".join(self.decoder[int(i)] for i in ids)
         raw = bytearray(self.byte_decoder[c] for c in text if c in self.byte_decoder)
         return raw.decode("utf-8", errors="replace").replace("</w>", " ").strip()

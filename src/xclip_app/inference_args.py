@@ -28,8 +28,11 @@ __all__ = [
     "add_view_arguments",
     "classifier_from_args",
     "compile_choice",
+    "index_model_name",
     "input_guards",
     "load_model_from_args",
+    "model_from_index",
+    "parse_views",
     "read_labels",
 ]
 
@@ -82,9 +85,38 @@ def add_model_arguments(p: argparse.ArgumentParser, default: str | None = DEFAUL
     g.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
 
 
+def parse_views(text: str) -> tuple[int, int]:
+    """``--views CLIPSxCROPS`` (``4x3``) as ``(clips, crops)``; the same in every command."""
+    try:
+        clips, crops = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--views must look like 4x3 (clips x crops), got {text!r}") from None
+    if clips < 1 or crops not in (1, 3):
+        raise UsageError(f"--views: clips must be >= 1 and crops 1 or 3, got {text!r}")
+    return clips, crops
+
+
+class _ViewsAction(argparse.Action):
+    """``--views 4x3`` sets ``num_clips`` and ``num_crops`` (what ``--num-clips``/``--num-crops``
+    set one at a time)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # noqa: ANN001
+        try:
+            namespace.num_clips, namespace.num_crops = parse_views(str(values))
+        except UsageError as e:
+            parser.error(str(e))
+
+
 def add_view_arguments(p: argparse.ArgumentParser) -> None:
-    """``--num-clips``, ``--num-crops``, ``--batch-size``, ``--workers``."""
+    """``--views`` (or ``--num-clips``, ``--num-crops``), ``--batch-size``, ``--workers``."""
     g = p.add_argument_group("views and batching")
+    g.add_argument(
+        "--views",
+        action=_ViewsAction,
+        metavar="CLIPSxCROPS",
+        help="views per video, e.g. 1x1 (default) or 4x3 (the paper's); the same as "
+        "--num-clips 4 --num-crops 3",
+    )
     g.add_argument("--num-clips", type=int, default=1, help="temporal clips per video (default 1)")
     g.add_argument(
         "--num-crops", type=int, choices=(1, 3), default=1, help="spatial crops per clip (1 or 3)"
@@ -181,7 +213,8 @@ def read_labels(args: argparse.Namespace) -> list[str] | None:
         path = Path(args.labels_file)
         if not path.is_file():
             raise FileNotFoundError(f"labels file not found: {path}")
-        lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+        # utf-8-sig: a byte-order mark (Windows editors write one) is not part of the first label
+        lines = [ln.strip() for ln in path.read_text(encoding="utf-8-sig").splitlines()]
         labels = [ln for ln in lines if ln and not ln.startswith("#")]
         if not labels:
             raise UsageError(f"labels file {path} has no labels; write one label per line")
@@ -220,6 +253,25 @@ def read_templates(args: argparse.Namespace) -> str | list[str]:
         return check_templates(given)[0]
     templates = check_templates(given)
     return templates[0] if len(templates) == 1 else templates
+
+
+def index_model_name(model: str, index_path: str | os.PathLike) -> str:
+    """What an index records as its model: a model path relative to the index's folder (so the
+    index and its model can move together), anything else (``ARCH.TAG``) as given."""
+    if not os.path.exists(model) or os.path.isabs(model):
+        return model
+    return os.path.relpath(os.path.abspath(model), os.path.dirname(os.path.abspath(index_path)))
+
+
+def model_from_index(source: str, index_path: str | os.PathLike) -> str:
+    """The model an index names, found relative to the index's folder first (where
+    :func:`index_model_name` puts it), then as given (indexes that recorded a path relative to
+    the folder they were made in, or ``ARCH.TAG``)."""
+    if source and not os.path.isabs(source):
+        beside = os.path.join(os.path.dirname(os.fspath(index_path)), source)
+        if os.path.exists(beside):
+            return os.path.normpath(beside)
+    return source
 
 
 def classifier_from_args(

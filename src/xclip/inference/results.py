@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from xclip.errors import InputError
+
 __all__ = ["Prediction", "SearchHit", "VideoFailure"]
 
 
@@ -36,8 +38,11 @@ class Prediction:
         return self.probs[0]
 
     def top(self, k: int | None = None) -> list[tuple[str, float]]:
-        """``[(label, prob), ...]``, best first (all labels when ``k`` is None)."""
-        n = len(self.labels) if k is None else max(0, k)
+        """``[(label, prob), ...]``, best first; ``k`` = ``None`` or ``0``: all labels (as
+        ``--top-k 0`` on the command line)."""
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 0):
+            raise InputError(f"k must be an int >= 0 (0 or None: all labels), got {k!r}")
+        n = k or len(self.labels)
         return list(zip(self.labels[:n], self.probs[:n], strict=True))
 
     def to_dict(self, k: int | None = None) -> dict[str, Any]:

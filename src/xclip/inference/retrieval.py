@@ -136,7 +136,7 @@ def search(
     index's tokens); ``"cosine"`` - cosine of the video embedding and the raw query embedding
     (no prompt generator; cheaper, works with a compact index); ``"auto"`` - prompted when the
     index has tokens. ``model`` must have the weights the index was built with.
-    ``top_k=None`` ranks every video.
+    ``top_k=None`` or ``0`` ranks every video (as ``--top-k 0`` on the command line).
     """
     if not isinstance(query, str):
         raise TypeError(
@@ -152,7 +152,7 @@ def search(
             f"model must be an XCLIP (e.g. load_inference_model(...)), got {type(model).__name__}"
         )
     if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 0):
-        raise InputError(f"top_k must be an int >= 0 or None (all videos), got {top_k!r}")
+        raise InputError(f"top_k must be an int >= 0 (0 or None: all videos), got {top_k!r}")
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}")
     if not query.strip():
@@ -191,6 +191,6 @@ def search(
             f"NaN or infinite scores for {', '.join(bad)}: the index or the model holds NaN/inf "
             f"values; rebuild the index (with precision fp32) and check the model's weights"
         )
-    k = len(index) if top_k is None else min(top_k, len(index))
+    k = len(index) if not top_k else min(top_k, len(index))
     order = scores.argsort(descending=True)[:k].tolist()
     return [SearchHit(r + 1, index.paths[i], float(scores[i])) for r, i in enumerate(order)]

@@ -40,7 +40,7 @@ import torch
 from xclip.config import PreprocessConfig
 from xclip.data.synthetic import make_indexed_clip, read_frame_index
 from xclip.data.transforms import TrainTransform
-from xclip.data.video import available_backends, open_video
+from xclip.data.video import available_backends, backend_problem, open_video
 from xclip.errors import InputError
 from xclip_app.bench.clips import CLIPS, DEFAULT_CLIPS
 
@@ -281,10 +281,9 @@ def bench_data(
     torch.set_num_threads(1)
     have = available_backends()
     backends = list(backends or [b for b in ("pyav", "decord", "torchcodec") if b in have])
-    missing = [b for b in backends if b not in have]
-    if missing:
-        print(f"backends not installed: {missing}", file=sys.stderr)
-        backends = [b for b in backends if b in have]
+    for b in [b for b in backends if b not in have]:
+        print(f"backend {b} unavailable: {backend_problem(b)}", file=sys.stderr)
+    backends = [b for b in backends if b in have]
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"# cores usable: {affinity}, decoder threads: {threads}, backends: {backends}")
     paths = make_clips(clips_dir, clips)

@@ -23,7 +23,10 @@ HELP = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="runs/demo", help="output folder (default: %(default)s)")
+    p.add_argument(
+        "-o", "--output", "--out", dest="out", default="runs/demo",
+        help="output folder (default: %(default)s)",
+    )  # fmt: skip
     p.add_argument("--fresh", action="store_true", help="delete cached stages and redo everything")
     p.add_argument(
         "--quick",

@@ -21,6 +21,7 @@ from xclip_app.inference_args import (
     add_overwrite_argument,
     add_view_arguments,
     compile_choice,
+    index_model_name,
     input_guards,
     load_model_from_args,
     read_labels,
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
             compile=compile_choice(args.compile),
             workers=args.workers,
             progress=lambda *_: bar.update(1),
-            model_name=args.model,
+            model_name=index_model_name(args.model, args.output),
         )
     finally:
         bar.close()

@@ -4,8 +4,8 @@
         --labels kinetics_400_labels.csv --root /data/k400 --views 4x3
 
 The report folder (``metrics.json`` with the provenance of the number, confusion matrix,
-per-class and per-video CSVs) is written whole or not at all. ``--out DIR`` that exists is
-refused unless ``--overwrite``; without ``--out`` the report goes to
+per-class and per-video CSVs) is written whole or not at all. ``-o/--output DIR`` (or ``--out``) that exists is
+refused unless ``--overwrite``; without it the report goes to
 ``runs/eval/<checkpoint name>_<views>`` or, if that exists, the first free ``...-2``, ``-3``.
 Nothing is ever written into the checkpoint's folder, and an output that is (or holds) an input
 is refused. All of this is checked before the model is loaded.
@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 
 from xclip_app.exit_codes import UsageError
+from xclip_app.inference_args import parse_views
 
 NAME = "eval"
 HELP = "evaluate a checkpoint: top-1/top-5, mean class accuracy, confusion matrix, per-class report"
@@ -26,7 +27,9 @@ HELP = "evaluate a checkpoint: top-1/top-5, mean class accuracy, confusion matri
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--checkpoint",
+        "--model",
         "-m",
+        dest="checkpoint",
         required=True,
         help="training checkpoint or model directory, original .pth, HF directory, or ARCH.TAG",
     )
@@ -35,7 +38,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-file", help="annotation list (sets data.val_file)")
     p.add_argument("--labels", help="labels CSV id,name (sets data.label_list)")
     p.add_argument("--root", help="video folder or .tar (sets data.root)")
-    p.add_argument("--views", help="CLIPSxCROPS, e.g. 1x1 (default) or 4x3 (the paper's)")
+    p.add_argument(
+        "--views",
+        metavar="CLIPSxCROPS",
+        help="views per video, e.g. 1x1 (default) or 4x3 (the paper's); as in classify and embed",
+    )
     p.add_argument(
         "--view-mode",
         choices=["random", "uniform"],
@@ -44,33 +51,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, help="videos per process (sets test.batch_size)")
     p.add_argument("--workers", type=int, help="loader workers (sets data.workers)")
     p.add_argument(
+        "-o",
+        "--output",
         "--out",
+        dest="out",
         help="report folder (default: runs/eval/<checkpoint name>_<views>, versioned -2, -3, ... "
         "if it exists)",
     )
     p.add_argument(
-        "--overwrite", action="store_true", help="replace an existing --out folder (as a unit)"
+        "--overwrite",
+        action="store_true",
+        help="replace an existing -o/--output folder (as a unit)",
     )
-    p.add_argument("--device", choices=["cpu", "cuda"])
+    p.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        help="default: cuda if available, else cpu (several GPUs: torchrun, one per process)",
+    )
     p.add_argument(
         "--precision", choices=["auto", "fp32", "bf16", "fp16"], help="sets train.precision"
     )
 
 
-def parse_views(text: str) -> tuple[int, int]:
-    try:
-        clips, crops = (int(x) for x in text.lower().split("x"))
-    except ValueError:
-        raise UsageError(f"--views must look like 4x3 (clips x crops), got {text!r}") from None
-    if clips < 1 or crops not in (1, 3):
-        raise UsageError(f"--views: clips must be >= 1 and crops 1 or 3, got {text!r}")
-    return clips, crops
-
-
 def run(args: argparse.Namespace) -> int:
     from xclip.data.annotations import read_labels_csv  # lazy: CLI start-up
     from xclip.precision import autocast, resolve_precision  # lazy: CLI start-up
-    from xclip_app.exit_codes import UsageError  # lazy: CLI start-up
     from xclip_app.outputs import check_output  # lazy: CLI start-up
     from xclip_app.train import distributed as D  # lazy: CLI start-up
     from xclip_app.train.classifier import class_tokens, load_classifier  # lazy: CLI start-up

@@ -56,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
     from xclip.atomic import atomic_write_text  # lazy: CLI start-up
     from xclip.data import VideoDataset  # lazy: CLI start-up
     from xclip.data.scan import cleaned_list, scan_dataset  # lazy: CLI start-up
-    from xclip_app.commands.eval import parse_views  # lazy: CLI start-up
     from xclip_app.exit_codes import EXIT_OK, EXIT_SOME_FAILED, UsageError  # lazy: CLI start-up
+    from xclip_app.inference_args import parse_views  # lazy: CLI start-up
     from xclip_app.outputs import check_output  # lazy: CLI start-up
     from xclip_app.train.provenance import file_sha256  # lazy: CLI start-up
 

@@ -17,6 +17,7 @@ from xclip_app.inference_args import (
     add_overwrite_argument,
     input_guards,
     load_model_from_args,
+    model_from_index,
 )
 from xclip_app.inference_output import (
     FORMATS,
@@ -69,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         index = load_parquet_index(args.index)
     else:
         index = load_index(args.index)
-    model_src = args.model or index.model.get("source")
+    recorded = index.model.get("source")
+    model_src = args.model or (recorded and model_from_index(recorded, args.index))
     if not model_src or model_src == "XCLIP":
         raise UsageError(f"{args.index} does not record its model; pass --model")
     if args.output not in (None, "-"):

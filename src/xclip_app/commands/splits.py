@@ -18,14 +18,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "ucf101", help="UCF-101 official splits (classInd.txt, trainlist0k, testlist0k)"
     )
     u.add_argument("--official-dir", required=True, help="the ucfTrainTestlist folder")
-    u.add_argument("--out", required=True, help="output folder")
+    u.add_argument("-o", "--output", "--out", dest="out", required=True, help="output folder")
     u.add_argument(
         "--splits", default="1,2,3", help="comma-separated split numbers (default 1,2,3)"
     )
 
     h = sub.add_parser("hmdb51", help="HMDB-51 official splits (<class>_test_split{k}.txt)")
     h.add_argument("--official-dir", required=True, help="the testTrainMulti_7030_splits folder")
-    h.add_argument("--out", required=True, help="output folder")
+    h.add_argument("-o", "--output", "--out", dest="out", required=True, help="output folder")
     h.add_argument(
         "--splits", default="1,2,3", help="comma-separated split numbers (default 1,2,3)"
     )
@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     k.add_argument("--list", required=True, help="training list (original format)")
     k.add_argument("--k", type=int, required=True, help="videos per class")
     k.add_argument("--seed", type=int, default=0)
-    k.add_argument("--out", required=True, help="output list file")
+    k.add_argument("-o", "--output", "--out", dest="out", required=True, help="output list file")
     k.add_argument(
         "--allow-fewer", action="store_true", help="keep all videos of classes with fewer than K"
     )
@@ -45,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     z.add_argument("--k400-labels", required=True, help="K400 labels CSV (id,name)")
     z.add_argument("--k600-labels", required=True, help="K600 labels CSV (id,name)")
     z.add_argument("--k600-list", help="K600 list labelled with K600 ids (videos to relabel)")
-    z.add_argument("--out", required=True, help="output folder")
+    z.add_argument("-o", "--output", "--out", dest="out", required=True, help="output folder")
     z.add_argument("--seed", type=int, default=0)
     z.add_argument("--subsets", type=int, default=3)
     z.add_argument("--size", type=int, default=160, help="classes per subset")

@@ -26,7 +26,7 @@ HELP = (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_recipe_arguments(p)
     p.add_argument(
-        "--checkpoint", "-m", required=True,
+        "--checkpoint", "--model", "-m", dest="checkpoint", required=True,
         help="X-CLIP checkpoint (training checkpoint/model directory, .pth, HF dir, ARCH.TAG)",
     )  # fmt: skip
     p.add_argument(

@@ -35,6 +35,7 @@ import xclip
 from xclip.data import VideoDataset, build_dataloader
 from xclip.data.annotations import read_labels_csv
 from xclip_app import cli
+from xclip_app.recipe_files import RECIPES_ROOT
 from xclip_app.train import distributed as D
 from xclip_app.train.classifier import load_classifier
 from xclip_app.train.config import load_config
@@ -98,15 +99,8 @@ PLANS: dict[str, Plan] = {
 
 
 def recipes_dir() -> Path:
-    """``configs/demo`` of the source tree (the demo runs from a clone)."""
-    here = Path(__file__).resolve()
-    for cand in (here.parents[3] / "configs" / "demo", Path.cwd() / "configs" / "demo"):
-        if (cand / "base.yaml").is_file():
-            return cand
-    raise FileNotFoundError(
-        "configs/demo/ (the demo's recipes) not found next to the source tree or in the current "
-        "directory; run the demo from a clone of the repository"
-    )
+    """The demo's recipes, shipped inside the package (``configs/demo`` of a clone)."""
+    return RECIPES_ROOT / "demo"
 
 
 class _EngineLogFilter(logging.Filter):

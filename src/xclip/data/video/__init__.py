@@ -27,7 +27,13 @@ Modules: ``errors`` (the exception types), ``reader`` (the interface, metadata, 
 ``backends`` (the factory), ``files`` (video extensions, folder expansion).
 """
 
-from xclip.data.video.backends import BACKENDS, available_backends, open_video, read_frames
+from xclip.data.video.backends import (
+    BACKENDS,
+    available_backends,
+    backend_problem,
+    open_video,
+    read_frames,
+)
 from xclip.data.video.decord_reader import DecordReader
 from xclip.data.video.errors import FrameIndexError, VideoDecodeError
 from xclip.data.video.files import VIDEO_EXTENSIONS, find_videos
@@ -48,6 +54,7 @@ __all__ = [
     "VideoMetadata",
     "VideoReader",
     "available_backends",
+    "backend_problem",
     "decode_watchdog",
     "find_videos",
     "open_video",

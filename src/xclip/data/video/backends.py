@@ -13,7 +13,7 @@ from xclip.data.video.reader import VideoReader, VideoSource
 from xclip.data.video.torchcodec_reader import TorchCodecReader
 from xclip.errors import InputError
 
-__all__ = ["BACKENDS", "available_backends", "open_video", "read_frames"]
+__all__ = ["BACKENDS", "available_backends", "backend_problem", "open_video", "read_frames"]
 
 BACKENDS = ("pyav", "torchcodec", "decord")
 
@@ -24,20 +24,34 @@ _READERS: dict[str, type[VideoReader]] = {
 }
 
 
+def backend_problem(name: str) -> str | None:
+    """Why backend ``name`` cannot decode here, as one line, or ``None`` if it can.
+
+    An optional decoder that is installed but unusable counts as unavailable: torchcodec >= 0.17
+    imports without the system FFmpeg libraries and only fails at the first decode (its
+    ``ffmpeg_major_version`` is then ``None``); older versions fail on import.
+    """
+    if name not in _READERS:
+        raise InputError(f"unknown video backend {name!r}; choose from {', '.join(BACKENDS)}")
+    module = {"pyav": "av", "torchcodec": "torchcodec", "decord": "decord"}[name]
+    try:
+        mod = __import__(module)
+    except ImportError:
+        extra = "" if name == "pyav" else " (pip install 'xclip[decoders]')"
+        return f"{name} is not installed{extra}"
+    except (OSError, RuntimeError) as e:  # a compiled library that cannot load its own
+        return f"{name} is installed but cannot load: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+    if name == "torchcodec" and getattr(mod, "ffmpeg_major_version", 0) is None:
+        return (
+            "torchcodec is installed but finds no usable FFmpeg libraries (install FFmpeg 4-8 "
+            "shared libraries, e.g. apt-get install ffmpeg, or use --backend pyav)"
+        )
+    return None
+
+
 def available_backends() -> list[str]:
-    """Backends importable here (torchcodec also needs the system FFmpeg libraries)."""
-    out = []
-    for name, module in (
-        ("pyav", "av"),
-        ("torchcodec", "torchcodec.decoders"),
-        ("decord", "decord"),
-    ):
-        try:
-            __import__(module)
-        except Exception:  # installed but unusable (torchcodec without FFmpeg) = unavailable
-            continue
-        out.append(name)
-    return out
+    """Backends that can decode here (installed and usable; see :func:`backend_problem`)."""
+    return [name for name in BACKENDS if backend_problem(name) is None]
 
 
 def open_video(source: VideoSource, backend: str | None = "auto", **kwargs: Any) -> VideoReader:
@@ -57,6 +71,9 @@ def open_video(source: VideoSource, backend: str | None = "auto", **kwargs: Any)
     if kwargs.get("untrusted") and name != "pyav":
         # ignoring it would silently decode a stranger's playlist without the restriction
         raise InputError(f"untrusted=True needs the pyav backend, not {name!r}")
+    problem = None if name == "pyav" else backend_problem(name)
+    if problem is not None:
+        raise InputError(problem)
     return _READERS[name](source, **kwargs)
 
 
