@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -149,7 +150,9 @@ def export_model(
 
 
 def _export_onnx(graph, args, dynamic, io, path: Path, opset: int) -> None:
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # the head's video inputs share the batch dimension, which torch.onnx reports
+        warnings.filterwarnings("ignore", message=".*axis name: batch will not be used")
         torch.onnx.export(
             graph,
             args,

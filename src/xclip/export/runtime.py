@@ -85,7 +85,8 @@ class _Pt2Graphs:
             self.modules[name] = ep.module().to(device)
 
     def run(self, name: str, *inputs: torch.Tensor) -> list[torch.Tensor]:
-        out = self.modules[name](*(t.to(self.device) for t in inputs))
+        with torch.no_grad():
+            out = self.modules[name](*(t.to(self.device) for t in inputs))
         return list(out) if isinstance(out, tuple | list) else [out]
 
 
