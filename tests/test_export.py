@@ -129,7 +129,17 @@ def test_cli_classify_and_embed_on_export(tiny, onnx_dir, small_clip, tmp_path, 
     b = embed_videos(onnx_dir, [small_clip])
     assert torch.allclose(a.embeds, b.embeds, atol=1e-4)
     assert a.model["fingerprint"] == b.model["fingerprint"]
-    rc = main(["embed", str(small_clip), "--model", str(onnx_dir), "-o", str(tmp_path / "i.safetensors"), "--no-progress"])
+    rc = main(
+        [
+            "embed",
+            str(small_clip),
+            "--model",
+            str(onnx_dir),
+            "-o",
+            str(tmp_path / "i.safetensors"),
+            "--no-progress",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
 
 
@@ -150,7 +160,9 @@ def test_export_refusals(tiny, onnx_dir, tmp_path, capsys):
     assert main(["export", str(tiny[1]), "-o", str(onnx_dir)]) == 2
     assert "--overwrite" in capsys.readouterr().err
     out = tmp_path / "q"
-    assert main(["export", str(tiny[1]), "-o", str(out), "--format", "pt2", "--quantize", "int8"]) == 2
+    assert (
+        main(["export", str(tiny[1]), "-o", str(out), "--format", "pt2", "--quantize", "int8"]) == 2
+    )
     assert "--format onnx" in capsys.readouterr().err and not out.exists()
     assert main(["export", str(tiny[1]), "-o", str(tiny[1] / "inside")]) == 2
     assert "model folder" in capsys.readouterr().err
@@ -189,3 +201,71 @@ def test_b32_8f_export_matches_eager(fmt, tmp_path):
     exported = load_inference_model(out)
     for b, k in [(1, 3), (2, 10)]:
         assert _max_logit_error(model, exported, b, k) < 1e-4
+
+
+@pytest.mark.slow
+def test_bench_model_has_onnx_runtime_rows(tmp_path, capsys):
+    pytest.importorskip("transformers")
+    out = tmp_path / "bench.json"
+    argv = ["bench", "model", "--arch", "xclip_test", "--repeats", "1", "--warmup", "1"]
+    assert main([*argv, "--dtypes", "fp32", "--no-peak", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    names = {f"{r['impl']} {r['dtype']} {r['text']}" for r in res["results"]}
+    assert {"ort fp32 cached", "ort fp32 uncached", "ort int8 cached", "hf fp32 cached"} <= names
+    assert res["targets"]["ort_fp32_cached_vs_ours_fp32_cached >= 1.3"] > 0
+    assert res["top1"]["vs_reference"]["ort fp32"]["max_abs_logit_diff"] < 1e-4
+    assert "ort int8" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_litserve_example_serves_an_export_on_localhost(onnx_dir, small_clip):
+    """docs/examples/litserve_server.py on 127.0.0.1 answers as VideoClassifier does."""
+    pytest.importorskip("litserve")
+    import base64
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = Path(__file__).resolve().parents[1] / "docs" / "examples" / "litserve_server.py"
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(onnx_dir), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                    if r.status == 200 and r.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, proc.stdout.read().decode(errors="replace")
+            assert time.monotonic() < deadline, "the server did not come up in 120 s"
+            time.sleep(0.5)
+        body = json.dumps({"video": base64.b64encode(small_clip.read_bytes()).decode(), "top_k": 2})
+        req = urllib.request.Request(
+            f"{url}/predict", body.encode(), {"content-type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=60) as r:
+            got = json.loads(r.read())
+        want = VideoClassifier(onnx_dir, LABELS)(small_clip)
+        assert got["labels"] == list(want.labels[:2])
+        assert got["probs"] == pytest.approx(want.probs[:2], abs=1e-5)
+        bad = urllib.request.Request(
+            f"{url}/predict", b'{"video": "not base64!"}', {"content-type": "application/json"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(bad, timeout=30)
+        assert e.value.code == 400
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

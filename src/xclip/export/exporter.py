@@ -102,7 +102,9 @@ def export_model(
     ext = BACKENDS[format]
     bank = None
     if labels is not None:
-        tokens = tokenize([template.replace("{}", lb) for lb in labels], context_length=model.cfg.context_length)
+        tokens = tokenize(
+            [template.replace("{}", lb) for lb in labels], context_length=model.cfg.context_length
+        )
         with torch.no_grad():
             feats = graphs["text"](tokens)
         bank = LabelBank(tuple(labels), template, feats, tokens)

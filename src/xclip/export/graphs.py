@@ -23,7 +23,15 @@ from torch import nn
 
 from ..model import XCLIP, VideoFeatures
 
-__all__ = ["GRAPH_NAMES", "HeadGraph", "PlainHeadGraph", "TextGraph", "VideoGraph", "graph_io", "graphs_of"]
+__all__ = [
+    "GRAPH_NAMES",
+    "HeadGraph",
+    "PlainHeadGraph",
+    "TextGraph",
+    "VideoGraph",
+    "graph_io",
+    "graphs_of",
+]
 
 GRAPH_NAMES = ("video", "text", "head")
 

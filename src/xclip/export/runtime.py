@@ -50,7 +50,9 @@ def onnx_providers(device: torch.device) -> list[str]:
 class _OnnxGraphs:
     """The three ONNX graphs as ONNX Runtime sessions on one device."""
 
-    def __init__(self, folder: Path, manifest: Manifest, device: torch.device, threads: int) -> None:
+    def __init__(
+        self, folder: Path, manifest: Manifest, device: torch.device, threads: int
+    ) -> None:
         require_onnxruntime(f"running the ONNX export {folder}")
         import onnxruntime as ort  # lazy: optional dependency
 
@@ -168,7 +170,11 @@ class ExportedModel:
             tokens = torch.nn.functional.pad(tokens, (0, n - tokens.shape[1]))
         tokens = tokens.long().cpu()
         bank = self.label_bank
-        if bank is not None and bank.tokens.shape == tokens.shape and torch.equal(bank.tokens, tokens):
+        if (
+            bank is not None
+            and bank.tokens.shape == tokens.shape
+            and torch.equal(bank.tokens, tokens)
+        ):
             return bank.features.to(self._device)
         if tokens.shape[0] == 0:
             return torch.empty(0, self.cfg.embed_dim, device=self._device)
