@@ -152,6 +152,20 @@ def export_model(
 
 
 def _export_onnx(graph, args, dynamic, io, path: Path, opset: int) -> None:
+    # onnxscript's optimizer and onnx_ir log every pass and every constant they do not fold at
+    # INFO: keep them out of the caller's log
+    quiet = [logging.getLogger(name) for name in ("onnxscript", "onnx_ir")]
+    levels = [q.level for q in quiet]
+    for q in quiet:
+        q.setLevel(logging.WARNING)
+    try:
+        _torch_onnx_export(graph, args, dynamic, io, path, opset)
+    finally:
+        for q, level in zip(quiet, levels, strict=True):
+            q.setLevel(level)
+
+
+def _torch_onnx_export(graph, args, dynamic, io, path: Path, opset: int) -> None:
     with torch.no_grad(), warnings.catch_warnings():
         # the head's video inputs share the batch dimension, which torch.onnx reports
         warnings.filterwarnings("ignore", message=".*axis name: batch will not be used")
