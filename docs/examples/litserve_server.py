@@ -46,7 +46,9 @@ class XCLIPExportAPI(ls.LitAPI):
             data = base64.b64decode(request["video"], validate=True)
             top_k = int(request.get("top_k", 5))
         except (KeyError, TypeError, ValueError, binascii.Error):
-            raise HTTPException(400, 'send {"video": "<base64 of a video file>", "top_k": 5}')
+            raise HTTPException(
+                400, 'send {"video": "<base64 of a video file>", "top_k": 5}'
+            ) from None
         return data, top_k
 
     def predict(self, x: tuple[bytes, int]) -> dict:
@@ -54,7 +56,7 @@ class XCLIPExportAPI(ls.LitAPI):
         try:
             pred = self.clf(data)
         except VideoDecodeError as e:
-            raise HTTPException(422, f"not a readable video: {e}")
+            raise HTTPException(422, f"not a readable video: {e}") from None
         return {"labels": list(pred.labels[:top_k]), "probs": list(pred.probs[:top_k])}
 
     def encode_response(self, output: dict) -> dict:
