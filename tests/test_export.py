@@ -182,6 +182,28 @@ def test_damaged_export_is_one_clear_error(onnx_dir, tmp_path):
         load_inference_model(broken)
 
 
+def test_execution_providers_by_device(monkeypatch):
+    import onnxruntime as ort
+
+    from xclip.export.runtime import onnx_providers
+
+    assert onnx_providers(torch.device("cpu")) == ["CPUExecutionProvider"]
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    with pytest.raises(InputError, match="pip install onnxruntime-gpu"):
+        onnx_providers(torch.device("cuda"))
+    monkeypatch.setattr(
+        ort,
+        "get_available_providers",
+        lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+    )
+    assert onnx_providers(torch.device("cuda:0"))[:2] == [
+        "TensorrtExecutionProvider",
+        "CUDAExecutionProvider",
+    ]
+    with pytest.raises(InputError, match="cpu or cuda"):
+        onnx_providers(torch.device("meta"))
+
+
 @pytest.mark.slow
 def test_int8_export_keeps_the_ranking_close(tiny, onnx_dir, tmp_path):
     out = xclip.export_model(tiny[0], tmp_path / "int8", quantize="int8")
