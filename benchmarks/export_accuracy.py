@@ -2,8 +2,9 @@
 model itself on a labelled video list: what docs/deploy.md reports for int8.
 
     xclip-video demo --quick --out runs/demo-quick
-    python benchmarks/export_accuracy.py --model runs/demo-quick/train/xclip_s0/model \\
-        --labels runs/demo-quick/data/labels.csv --videos runs/demo-quick/data/val.txt
+    python benchmarks/export_accuracy.py --model runs/demo-quick/runs/main/best \\
+        --labels runs/demo-quick/data/labels.csv --videos runs/demo-quick/data/val.txt \\
+        --root runs/demo-quick/data/videos
 
 Each variant classifies every video of ``--videos`` (views: ``--num-clips`` x 1 crop) with the
 label texts of ``--labels`` (the label ids of the list); top-1 accuracy, agreement of the top-1
@@ -28,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", required=True, help="a saved model folder (or ARCH.TAG)")
     p.add_argument("--labels", required=True, help="labels CSV (id,name) of the list's ids")
     p.add_argument("--videos", required=True, help="video list: 'path label_id' per line")
+    p.add_argument("--root", default=None, help="folder the list's paths are relative to")
     p.add_argument("--template", default="{}")
     p.add_argument("--num-clips", type=int, default=1)
     p.add_argument("--variants", default="eager,onnx,int8,pt2")
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
     labels = read_labels_csv(args.labels)
     entries = read_video_list(args.videos, num_classes=len(labels))
-    root = Path(args.videos).parent
+    root = Path(args.root) if args.root else Path(args.videos).parent
     paths = [str(root / e.path) for e in entries]
     truth = [labels[e.label] for e in entries]
     wanted = args.variants.split(",")
