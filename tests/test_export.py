@@ -244,6 +244,8 @@ def test_litserve_example_serves_an_export_on_localhost(onnx_dir, small_clip):
     """docs/examples/litserve_server.py on 127.0.0.1 answers as VideoClassifier does."""
     pytest.importorskip("litserve")
     import base64
+    import os
+    import signal
     import socket
     import subprocess
     import sys
@@ -259,6 +261,7 @@ def test_litserve_example_serves_an_export_on_localhost(onnx_dir, small_clip):
         [sys.executable, str(script), str(onnx_dir), "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # LitServe starts worker processes: stop them with it
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -289,5 +292,5 @@ def test_litserve_example_serves_an_export_on_localhost(onnx_dir, small_clip):
             urllib.request.urlopen(bad, timeout=30)
         assert e.value.code == 400
     finally:
-        proc.terminate()
+        os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
