@@ -15,7 +15,7 @@ from xclip_app.cli import main  # noqa: E402
 def test_bench_model_smoke(tmp_path, capsys):
     out = tmp_path / "bench.json"
     argv = ["bench", "model", "--arch", "xclip_test", "--repeats", "1", "--warmup", "1"]
-    argv += ["--dtypes", "fp32,bf16", "--peak-seconds", "0.02", "--json", str(out)]
+    argv += ["--dtypes", "fp32,bf16", "--peak-seconds", "0.02", "--json", str(out), "--no-onnx"]
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "ratio" in text and REFERENCE in text

@@ -19,6 +19,7 @@ from .config import (
     unregister_model,
 )
 from .errors import InputError
+from .export.exporter import export_model
 from .factory import create_model, load_model, save_model
 from .inference import (
     Prediction,
@@ -53,6 +54,7 @@ __all__ = [
     "create_model",
     "download_pretrained",
     "embed_videos",
+    "export_model",
     "get_pretrained",
     "get_config",
     "get_tokenizer",

@@ -1,7 +1,8 @@
 """The model inference runs: resolved from a model object, a name or a path, and identified.
 
 A source is an :class:`~xclip.XCLIP`, an architecture name (random weights, for trying the
-pipeline), ``"arch.tag"`` released weights (downloaded on first use) or a checkpoint path. The
+pipeline), ``"arch.tag"`` released weights (downloaded on first use), a checkpoint path or an
+exported folder (:mod:`xclip.export`, run on ONNX Runtime or as ``torch.export`` programs). The
 weights fingerprint ties an embedding index to the weights that made it.
 """
 
@@ -19,6 +20,8 @@ from xclip.errors import InputError
 
 from ..checkpoint import CheckpointError
 from ..config import list_models, registered_name
+from ..export.folder import is_export_folder
+from ..export.runtime import ExportedModel, load_exported
 from ..factory import create_model, load_model
 from ..model import XCLIP
 
@@ -28,21 +31,26 @@ __all__ = ["load_inference_model", "model_fingerprint", "model_info"]
 
 
 def load_inference_model(
-    source: XCLIP | str | os.PathLike,
+    source: XCLIP | ExportedModel | str | os.PathLike,
     *,
     num_frames: int | None = None,
     image_size: int | None = None,
     interpolate: bool = False,
-) -> XCLIP:
+) -> XCLIP | ExportedModel:
     """A model for inference from an :class:`XCLIP`, an architecture name (random weights, for
     trying the pipeline), ``"arch.tag"`` released weights (downloaded on first use) or a path.
 
     The frame count and image size come from the checkpoint. ``num_frames``/``image_size`` that
     differ from it raise ``ValueError`` unless ``interpolate=True``, which adapts the position
     embeddings (accuracy changes until fine-tuned).
+
+    An exported folder (written by :func:`xclip.export_model`) gives an
+    :class:`~xclip.export.ExportedModel` with the same inference interface.
     """
-    if isinstance(source, XCLIP):
+    if isinstance(source, XCLIP | ExportedModel):
         model = source
+    elif is_export_folder(source):
+        model = load_exported(source)
     else:
         s = os.fspath(source)
         if s in list_models():
@@ -68,6 +76,12 @@ def load_inference_model(
     diff = {k: v for k, v in wants.items() if v is not None and v != getattr(cfg, k)}
     if diff:
         what = ", ".join(f"{k}={v} (the model has {getattr(cfg, k)})" for k, v in diff.items())
+        if isinstance(model, ExportedModel):
+            raise InputError(
+                f"the exported model takes {cfg.num_frames} frames at {cfg.image_size}px but "
+                f"{what} was requested; leave the option out, or export the model again from a "
+                f"checkpoint loaded with those values"
+            )
         if not interpolate or isinstance(source, XCLIP):
             raise InputError(
                 f"the model was trained for {cfg.num_frames} frames at {cfg.image_size}px but "
@@ -85,8 +99,11 @@ def load_inference_model(
     return model
 
 
-def model_fingerprint(model: XCLIP) -> str:
-    """A short hash of a few weight tensors: tells whether two models have the same weights."""
+def model_fingerprint(model: XCLIP | ExportedModel) -> str:
+    """A short hash of a few weight tensors: tells whether two models have the same weights (an
+    exported model carries the fingerprint of the weights it was exported from)."""
+    if isinstance(model, ExportedModel):
+        return model.fingerprint
     sd = model.state_dict()
     h = hashlib.sha256()
     for key in ("text_projection", "visual.proj", "visual.conv1.weight", "logit_scale"):
@@ -97,7 +114,7 @@ def model_fingerprint(model: XCLIP) -> str:
     return h.hexdigest()[:16]
 
 
-def model_info(model: XCLIP, source: str) -> dict[str, Any]:
+def model_info(model: XCLIP | ExportedModel, source: str) -> dict[str, Any]:
     """What an index records about the model that made it: ``source`` (the name or path to reload
     it by), architecture, weights fingerprint, config and preprocessing."""
     return {

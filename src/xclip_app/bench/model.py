@@ -14,6 +14,12 @@ of them alike), :func:`bench_model` times:
   ``XCLIPModel.forward`` replayed with its own modules
   (:func:`xclip_app.bench.hf_reference.hf_forward_cached`).
 
+With ``onnx=True`` (default when ONNX Runtime is installed) the same weights are exported with
+:func:`xclip.export_model` (fp32, and int8 dynamic quantisation on the CPU) and timed in the same
+run as ``ort fp32``/``ort int8`` rows: cached (the video graph and the head against the text
+features of that export) and, for fp32, uncached (the text graph too). Their ratio to ours fp32
+cached is the target ``ort_fp32_cached_vs_ours_fp32_cached >= 1.3``.
+
 Precisions: fp32, and bf16 (fp16 too on CUDA) through ``torch.autocast`` with fp32 weights for
 *both* libraries (the usual inference recipe; the same casts on both sides). ``cast="weights"``
 instead casts both models' weights and inputs to the low precision.
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib.util
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -40,6 +47,7 @@ import torch
 import xclip
 from xclip.convert.hf import config_to_hf
 from xclip.errors import InputError
+from xclip.export import ExportedModel, load_exported
 from xclip.flops import count_flops
 from xclip.precision import PRECISIONS, autocast
 from xclip_app.bench.harness import (
@@ -154,6 +162,7 @@ def bench_model(
     warmup: int = 2,
     peak_seconds: float | None = None,
     topk_batch: int = 4,
+    onnx: bool | None = None,
     log: Callable[[str], None] = lambda msg: None,
 ) -> dict[str, Any]:
     """Run the model benchmark; returns a JSON-able dict (see :func:`format_model_result`).
@@ -194,6 +203,21 @@ def bench_model(
         torch.manual_seed(0)
         ours, hf_model = xclip.create_model(arch).eval().to(dev), None
     log(f"built in {time.perf_counter() - t0:.1f}s")
+    if onnx is None:
+        onnx = importlib.util.find_spec("onnxruntime") is not None
+    exports: dict[str, ExportedModel] = {}
+    export_dir = tempfile.TemporaryDirectory() if onnx else None
+    if onnx:
+        for q in ("fp32", "int8") if dev.type == "cpu" else ("fp32",):
+            t0 = time.perf_counter()
+            d = xclip.export_model(
+                ours.float().cpu(),
+                f"{export_dir.name}/{q}",
+                quantize=None if q == "fp32" else q,
+            )
+            exports[q] = load_exported(d, threads=torch.get_num_threads()).to(dev)
+            log(f"exported to ONNX ({q}) in {time.perf_counter() - t0:.1f}s")
+        ours.to(dev)
 
     tokens = xclip.tokenize(list(LABELS[:num_labels]), context_length=cfg.context_length).to(dev)
     eot = tokens.argmax(dim=-1)  # [K]
@@ -285,6 +309,20 @@ def bench_model(
                         macs(b),
                     )  # useful work: the 68 pad positions do not count
 
+            if dname == "fp32":
+                for q, em in exports.items():
+                    with torch.inference_mode():
+                        etf = em.encode_text(tokens)
+                    add(
+                        "ort",
+                        "cached",
+                        lambda em=em, x=x, tf=etf: em.logits(em.encode_video(x), tf),
+                        macs(b, False),
+                        dname=q,
+                    )
+                    if q == "fp32":
+                        add("ort", "uncached", lambda em=em, x=x: em(x, tokens), macs(b), dname=q)
+
     # peak ------------------------------------------------------------------------------------
     peaks: dict[str, Any] = {}
     if peak:
@@ -294,6 +332,9 @@ def bench_model(
 
     # timing: warm up each, then interleave ---------------------------------------------------
     def call(c: _Configuration) -> object:
+        if c.impl == "ort":  # the graph's precision is fixed at export
+            with torch.inference_mode():
+                return c.fn()
         with torch.inference_mode(), _precision_context(c.dtype, cast, dev):
             return c.fn()
 
@@ -316,9 +357,13 @@ def bench_model(
 
     rows = _result_rows(configs, peaks)
     agreement = top1_agreement(
-        models, dtypes, cast, dev, video(topk_batch), tokens, ids_longest, mask_longest
-    )
+        models, dtypes, cast, dev, video(topk_batch), tokens, ids_longest, mask_longest,
+        extra={f"ort {q}": em for q, em in exports.items()},
+    )  # fmt: skip
+    if export_dir is not None:
+        export_dir.cleanup()
     targets = _targets(rows, batch_sizes, dtypes) if hf else {}
+    targets.update(_ort_targets(rows, batch_sizes) if exports else {})
     met = {k: (v is not None and v >= float(k.rsplit(">=", 1)[1])) for k, v in targets.items()}
     return {
         "arch": arch,
@@ -409,6 +454,31 @@ def _targets(
     return targets
 
 
+def _ort_targets(
+    rows: Sequence[dict[str, Any]], batch_sizes: Sequence[int]
+) -> dict[str, float | None]:
+    """ONNX Runtime fp32 (cached labels) against ours fp32 cached: median / median."""
+
+    def median(impl: str, dname: str, b: int) -> float | None:
+        return next(
+            (
+                r["median_s"]
+                for r in rows
+                if (r["impl"], r["dtype"], r["text"], r["batch"]) == (impl, dname, "cached", b)
+            ),
+            None,
+        )
+
+    out: dict[str, float | None] = {}
+    for b in batch_sizes:
+        pre = f"b{b} " if len(batch_sizes) > 1 else ""
+        ours, ort = median("ours", "fp32", b), median("ort", "fp32", b)
+        out[f"{pre}ort_fp32_cached_vs_ours_fp32_cached >= 1.3"] = (
+            ours / ort if ours and ort else None
+        )
+    return out
+
+
 def top1_agreement(
     models: Models,
     dtypes: Sequence[str],
@@ -418,6 +488,7 @@ def top1_agreement(
     tokens: torch.Tensor,
     ids: torch.Tensor,
     mask: torch.Tensor,
+    extra: dict[str, ExportedModel] | None = None,
 ) -> dict[str, Any]:
     """Top-1 of ours (every dtype) and of transformers (every dtype) against transformers fp32 on
     one fixed random batch of videos ``x`` ``[B, T, 3, H, W]``, with the logit margins to judge a
@@ -436,6 +507,9 @@ def top1_agreement(
                     .logits_per_video.float()
                     .cpu()
                 )
+    for name, em in (extra or {}).items():
+        with torch.inference_mode():
+            logits[name] = em(x, tokens).float().cpu()
     ref_key = "hf fp32" if "hf fp32" in logits else "ours fp32"
     ref = logits[ref_key]
     top2 = ref.topk(2, dim=-1).values

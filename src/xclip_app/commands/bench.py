@@ -43,6 +43,11 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
         help="low precision via torch.autocast with fp32 weights (default) or cast weights+inputs",
     )
     p.add_argument("--no-hf", action="store_true", help="time xclip only (no transformers)")
+    p.add_argument(
+        "--no-onnx",
+        action="store_true",
+        help="no ONNX Runtime rows (default: exported and timed when onnxruntime is installed)",
+    )
     p.add_argument("--no-peak", action="store_true", help="skip the matmul peak measurement")
     p.add_argument("--peak-seconds", type=float, default=1.0, help="time spent per matmul peak")
     p.add_argument("--warmup", type=int, default=2, help="untimed calls per configuration")
@@ -125,6 +130,7 @@ def run_model(args: argparse.Namespace) -> int:
         dtypes=_comma_list(args.dtypes),
         cast=args.cast,
         hf=not args.no_hf,
+        onnx=False if args.no_onnx else None,
         peak=not args.no_peak,
         peak_seconds=args.peak_seconds,
         warmup=args.warmup,
