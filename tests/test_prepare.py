@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from xclip.data.video import open_video
@@ -91,4 +92,8 @@ def test_prepare_on_ray_matches_local(tree, tmp_path):
             open_video(str(tmp_path / "r" / name)) as y,
         ):
             assert x.num_frames == y.num_frames
-            assert (x.get_frames([0, 5]) == y.get_frames([0, 5])).all()  # same encoder settings
+            a = x.get_frames([0, 5]).astype(np.int16)
+            b = y.get_frames([0, 5]).astype(np.int16)
+            # the same encoder settings; x264's bits depend on its thread count (a Ray worker
+            # gets fewer threads), so frames agree within the encoder's rounding, not bit for bit
+            assert np.abs(a - b).mean() < 2.0
