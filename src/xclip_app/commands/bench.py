@@ -8,7 +8,6 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
 from xclip_app.bench.clips import CLIPS, DEFAULT_CLIPS
 from xclip_app.exit_codes import EXIT_OK, EXIT_SOME_FAILED
@@ -117,6 +116,7 @@ def _comma_list(s: str | None) -> list[str] | None:
 
 def run_model(args: argparse.Namespace) -> int:
     """``bench model``: the table on stdout, progress on stderr, every number to ``--json``."""
+    from xclip.atomic import atomic_write_text  # lazy: CLI start-up
     from xclip_app.bench.model import bench_model, format_model_result  # lazy: CLI start-up
 
     batch_sizes = _comma_list(args.batch_sizes)
@@ -138,8 +138,7 @@ def run_model(args: argparse.Namespace) -> int:
     )
     print(format_model_result(result))
     if args.json_path:
-        Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_path).write_text(json.dumps(result, indent=2) + "\n")
+        atomic_write_text(args.json_path, json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.json_path}")
     return EXIT_OK
 
@@ -162,6 +161,7 @@ def run_engines(args: argparse.Namespace) -> int:
 def run_data(args: argparse.Namespace) -> int:
     """``bench data``: tables on stdout, raw results to ``--json``; exit code 1 when a decoded
     frame is not the one asked for."""
+    from xclip.atomic import atomic_write_text  # lazy: CLI start-up
     from xclip_app.bench.data import bench_data  # lazy: CLI start-up
 
     result = bench_data(
@@ -176,8 +176,7 @@ def run_data(args: argparse.Namespace) -> int:
         dataloader_workers=args.dataloader_workers,
     )
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
+        atomic_write_text(args.json, json.dumps(result, indent=1))
     bad = sum(r["wrong_frames"] for r in result["per_clip"])
     if bad:
         print(f"ERROR: {bad} wrong frames", file=sys.stderr)

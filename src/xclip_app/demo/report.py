@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xclip.atomic import atomic_write_text
 from xclip.paper import (
     PAPER_ABLATION,
     PAPER_FEWSHOT_HMDB,
@@ -329,10 +330,8 @@ def write_report(out: str | Path, results: dict) -> Path:
     for k, t in results.get("timings", {}).items():
         add(f"| {k} | {t['seconds']:.1f} | {'yes' if t['cached'] else 'no'} |")
     add("")
-    (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (out / "results.json").write_text(
-        json.dumps(results, indent=1, default=str) + "\n", encoding="utf-8"
-    )
+    atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
+    atomic_write_text(out / "results.json", json.dumps(results, indent=1, default=str) + "\n")
     return out / "report.md"
 
 

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from xclip.atomic import atomic_write_text
+
 __all__ = ["CODE_VERSION", "StageCache"]
 
 # Bump when a change of the code changes results, so cached stages are recomputed.
@@ -48,9 +50,7 @@ class StageCache:
         t0 = time.perf_counter()
         result = fn()
         seconds = round(time.perf_counter() - t0, 2)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"key": key, "seconds": seconds, "result": result}, indent=1,
-                                  default=str), encoding="utf-8")  # fmt: skip
-        tmp.replace(path)
+        record = {"key": key, "seconds": seconds, "result": result}
+        atomic_write_text(path, json.dumps(record, indent=1, default=str))
         self.timings[name] = {"seconds": seconds, "cached": False}
         return result

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 import xclip
-from xclip.atomic import atomic_dir, recover_dir, umask
+from xclip.atomic import atomic_dir, recover_dir
 from xclip.checkpoint import CheckpointError, read_torch_file, save_json, save_safetensors
 from xclip.errors import InputError
 
@@ -140,14 +140,6 @@ def _save_weights(classifier, out: Path) -> None:
         )
 
 
-def _umask_modes(folder: Path) -> None:
-    # the files a plain open() would have made: writers that go through mkstemp leave 0600
-    mode = 0o666 & ~umask()
-    for f in folder.iterdir():
-        if f.is_file():
-            os.chmod(f, mode)
-
-
 def write_checkpoint(
     run_dir: Path,
     classifier,
@@ -167,7 +159,6 @@ def write_checkpoint(
         save_json(
             {**meta, "epoch": position.epoch, "iteration": position.iteration}, tmp / "meta.json"
         )
-        _umask_modes(tmp)
 
     atomic_dir(final, fill, overwrite=True)  # the same position again = the same state
     recover_checkpoints(run_dir)
@@ -202,7 +193,6 @@ def write_weights(classifier, out: Path, meta: dict[str, Any]) -> Path:
     def fill(tmp: Path) -> None:
         _save_weights(classifier, tmp)
         save_json(meta, tmp / "meta.json")
-        _umask_modes(tmp)
 
     atomic_dir(out, fill, overwrite=True)  # replaced as a unit
     return out
