@@ -5,7 +5,12 @@ Every file and folder the project writes goes through here, so that a crash, a f
 truncated file:
 
 - the new content is written under a hidden temporary name in the target's folder (same file
-  system, so the rename is atomic), flushed and ``fsync``-ed;
+  system, so the rename is atomic), flushed and ``fsync``-ed; the name carries the writer's
+  host, process id and a random token (``.NAME.HOST.PID.TOKEN.xclip.tmp``), so a writer only
+  ever removes temporary files of dead processes on its own host, or ones a day old;
+- ownership (:mod:`xclip.ownership`): the file is recorded in its folder's manifest just
+  before the rename, and an existing target is replaced only if xclip can prove it wrote it
+  (else :class:`~xclip.ownership.ForeignFileError`, nothing written);
 - it is renamed onto the target (``os.replace``), or, when the target must not be replaced,
   hard-linked to it (``os.link`` fails if the target exists: no window between a check and the
   write in which another process could create it);
@@ -13,20 +18,25 @@ truncated file:
 - the result gets the permissions a plain ``open(path, "w")`` would give (``0o666`` minus the
   umask, ``0o777`` minus it for folders), not the ``0o600``/``0o700`` of ``tempfile``.
 
-A folder (a saved model, a checkpoint) is replaced as a unit: the old one is renamed aside, the
-new one renamed in, the old one deleted. A crash between the two renames leaves the old folder
-under ``.old-<name>-<pid>``; :func:`recover_dir` puts it back.
+A folder (a saved model, a checkpoint) is written as a unit of a kind, with its own manifest,
+and replaced only by a unit of the same kind that is all xclip's: the old one is renamed aside,
+the new one renamed in, the old one deleted. A crash between the two renames leaves the old
+folder under ``.xclip-old-<name>-<host>-<pid>``; :func:`recover_dir` puts it back.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
-import tempfile
+import socket
+import time
 from collections.abc import Callable, Iterator
 from glob import escape as glob_escape
 from pathlib import Path
+
+from . import ownership
 
 __all__ = [
     "atomic_dir",
@@ -85,26 +95,62 @@ def _fsync_tree(root: Path) -> None:
 
 
 def _publish(tmp: str, path: Path, overwrite: bool) -> None:
-    if overwrite:
+    ownership.record_file(path, tmp)  # before the rename: a crash after it is still recorded
+    if overwrite and path.exists():
+        ownership.require_replaceable(path)
         os.replace(tmp, path)
     else:
         # link + unlink instead of exists-check + rename: refuses atomically if `path` exists
-        os.link(tmp, path)
-        os.unlink(tmp)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            if not overwrite:
+                raise
+            ownership.require_replaceable(path)  # created meanwhile: ours or refused
+            os.replace(tmp, path)
+        except OSError:  # a file system without hard links: exclusive create, then replace
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(fd)
+            os.replace(tmp, path)
+        else:
+            os.unlink(tmp)
     fsync_dir(path.parent)
 
 
+#: this host's name as it appears in temporary names (no "." or "-")
+HOST = socket.gethostname().replace(".", "_").replace("-", "_") or "host"
+STALE_AFTER_S = 24 * 3600  # a temporary file this old is dead whoever wrote it
+
+
+def _token() -> str:
+    return f"{HOST}.{os.getpid()}.{secrets.token_hex(6)}"
+
+
+def _stale(name_rest: str, path: Path, sep: str) -> bool:
+    """Whether a temporary entry (``HOST<sep>PID<sep>TOKEN...``) belongs to a dead writer: a
+    process of this host that is gone, or anything a day old."""
+    parts = name_rest.split(sep)
+    try:
+        if time.time() - path.lstat().st_mtime > STALE_AFTER_S:
+            return True
+    except OSError:
+        return False
+    if len(parts) < 3 or parts[0] != HOST:
+        return False  # another host's writer: only its age tells (above)
+    return not _alive(parts[1])
+
+
 def _temp_file(path: Path) -> str:
-    """A new hidden temporary file beside ``path``; first removes those that writers killed
-    before they could clean up (named with their pid) left behind."""
+    """A new hidden temporary file beside ``path``; first removes those that dead writers left
+    behind (see :func:`_stale`)."""
     prefix = f".{path.name}."
-    for stale in path.parent.glob(f"{glob_escape(prefix)}*.tmp"):
-        pid = stale.name[len(prefix) :].split(".", 1)[0]
-        if not _alive(pid):
+    for stale in path.parent.glob(f"{glob_escape(prefix)}*.xclip.tmp"):
+        if _stale(stale.name[len(prefix) :], stale, "."):
             stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    tmp = path.parent / f"{prefix}{_token()}.xclip.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     os.close(fd)
-    return tmp
+    return str(tmp)
 
 
 def atomic_write(
@@ -113,12 +159,13 @@ def atomic_write(
     """Call ``write(tmp_path)`` to fill a temporary file, then move it onto ``path``.
 
     ``overwrite=False`` raises ``FileExistsError`` (and writes nothing) when ``path`` exists,
-    checked atomically at the end. The parent folder is created. Returns ``path``.
+    checked atomically at the end. ``overwrite=True`` replaces only a file xclip wrote
+    (:class:`~xclip.ownership.ForeignFileError` otherwise, checked before and at the end).
+    The parent folder is created. Returns ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not overwrite and path.exists():  # fail early; the link below is the real check
-        raise FileExistsError(f"{path} already exists")
+    _check_target(path, overwrite)
     tmp = _temp_file(path)
     try:
         write(tmp)
@@ -129,6 +176,15 @@ def atomic_write(
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _check_target(path: Path, overwrite: bool) -> None:
+    """Fail early (the publish step checks again): an existing target without ``overwrite``,
+    or one xclip did not write."""
+    if path.is_symlink() or path.exists():
+        if not overwrite:
+            raise FileExistsError(f"{path} already exists")
+        ownership.require_replaceable(path)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, overwrite: bool = True) -> Path:
@@ -162,8 +218,7 @@ def atomic_open(
     mode = mode.replace("x", "w")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not overwrite and path.exists():
-        raise FileExistsError(f"{path} already exists")
+    _check_target(path, overwrite)
     tmp = _temp_file(path)
     try:
         with open(tmp, mode, **kwargs) as f:
@@ -178,37 +233,51 @@ def atomic_open(
 
 
 def atomic_dir(
-    path: str | os.PathLike, fill: Callable[[Path], None], *, overwrite: bool = True
+    path: str | os.PathLike,
+    fill: Callable[[Path], None],
+    *,
+    overwrite: bool = True,
+    kind: str = "folder",
 ) -> Path:
-    """Call ``fill(tmp_dir)`` to fill a temporary folder, then move it onto ``path`` as a unit.
+    """Call ``fill(tmp_dir)`` to fill a temporary folder, then move it onto ``path`` as a unit
+    of ``kind`` (``"model"``, ``"export"``, ...; recorded in its manifest).
 
     With ``overwrite=False`` an existing ``path`` raises ``FileExistsError`` and nothing is
-    written. With ``overwrite=True`` an existing folder is replaced whole (never merged).
+    written. With ``overwrite=True`` an existing folder is replaced whole (never merged), and
+    only when it is an xclip unit of the same ``kind`` holding nothing but xclip's files
+    (:class:`~xclip.ownership.ForeignFileError` otherwise, before ``fill`` runs).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     recover_dir(path)
-    if not overwrite and path.exists():
-        raise FileExistsError(f"{path} already exists")
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}-{os.getpid()}-", dir=path.parent))
+    if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+        path.rmdir()  # an empty folder holds nothing to keep or to refuse
+    if path.is_symlink() or path.exists():
+        if not overwrite:
+            raise FileExistsError(f"{path} already exists")
+        ownership.require_replaceable(path, kind)
+    tmp = path.parent / f".xclip-tmp-{path.name}-{_token().replace('.', '-')}"
+    tmp.mkdir()
     try:
         fill(tmp)
+        ownership.seal_dir(tmp, kind)
         mask = umask()
         os.chmod(tmp, 0o777 & ~mask)
         _fsync_tree(tmp)
-        if path.exists():
+        if path.is_symlink() or path.exists():
             if not overwrite:
                 raise FileExistsError(f"{path} already exists")
-            old = path.parent / f".old-{path.name}-{os.getpid()}"
+            ownership.require_replaceable(path, kind)
+            old = path.parent / f".xclip-old-{path.name}-{HOST}-{os.getpid()}"
             os.replace(path, old)
             os.replace(tmp, path)
             fsync_dir(path.parent)
-            shutil.rmtree(old, ignore_errors=True)
+            ownership.remove_owned(old, kind)
         else:
             os.rename(tmp, path)  # fails if another process created `path` meanwhile
             fsync_dir(path.parent)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # our own temporary folder
         raise
     return path
 
@@ -217,26 +286,27 @@ def recover_dir(path: str | os.PathLike) -> bool:
     """Put back a folder left aside by a crash in the middle of :func:`atomic_dir`'s swap.
 
     Returns True when something was restored. Stale temporary folders of interrupted writes
-    (``.tmp-<name>-*``) are removed.
+    (``.xclip-tmp-<name>-*``) are removed.
     """
     path = Path(path)
     parent = path.parent
     if not parent.is_dir():
         return False
     restored = False
-    for old in sorted(parent.glob(f".old-{glob_escape(path.name)}-*")):
-        if _alive(old.name.rsplit("-", 1)[-1]):
+    for old in sorted(parent.glob(f".xclip-old-{glob_escape(path.name)}-*")):
+        host, pid = old.name.rsplit("-", 2)[-2:]
+        if host == HOST and _alive(pid):
             continue  # that process is between its two renames right now
         if not path.exists():
             os.replace(old, path)
             fsync_dir(parent)
             restored = True
-        else:
-            shutil.rmtree(old, ignore_errors=True)
-    for tmp in parent.glob(f".tmp-{glob_escape(path.name)}-*"):
-        pid = tmp.name[len(f".tmp-{path.name}-") :].split("-", 1)[0]
-        if not _alive(pid):
-            shutil.rmtree(tmp, ignore_errors=True)
+        elif ownership.is_owned(old):
+            ownership.remove_owned(old)
+    prefix = f".xclip-tmp-{path.name}-"
+    for tmp in parent.glob(f"{glob_escape(prefix)}*"):
+        if _stale(tmp.name[len(prefix) :], tmp, "-"):
+            shutil.rmtree(tmp, ignore_errors=True)  # our temporary folder (by its name)
     return restored
 
 
@@ -245,7 +315,7 @@ def _alive(pid: str) -> bool:
     if not pid.isdigit():
         return True
     if int(pid) == os.getpid():
-        return False
+        return True  # this process: another thread of it may be writing right now
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:

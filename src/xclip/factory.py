@@ -233,10 +233,12 @@ def save_model(
     the original key layout) or ``"hf"`` (a directory ``transformers.XCLIPModel.from_pretrained``
     reads). Returns ``out_dir``.
 
-    The folder is written as a unit (a temporary folder renamed into place): an interrupted save
-    leaves the previous model, never a mix. An existing model folder is replaced, or refused with
-    ``overwrite=False`` (``FileExistsError``); a folder that holds anything but a saved model is
-    always refused, so that saving never deletes other files.
+    The folder is written as a unit of kind ``"model"`` (a temporary folder renamed into place,
+    with its manifest, :mod:`xclip.ownership`): an interrupted save leaves the previous model,
+    never a mix. An existing model folder xclip wrote is replaced, or refused with
+    ``overwrite=False`` (``FileExistsError``); anything else (a folder holding other files, a
+    model folder a user edited, a model copied in by hand) is always refused, so that saving
+    never deletes a file xclip did not write.
     """
     if format not in ("native", "hf"):
         raise InputError(f"format must be 'native' or 'hf', got {format!r}")
@@ -267,6 +269,6 @@ def save_model(
             tmp / CONFIG_FILE,
         )
 
-    if out.is_dir() and not any(out.iterdir()):
+    if out.is_dir() and not out.is_symlink() and not any(out.iterdir()):
         out.rmdir()  # an empty folder made for the model holds nothing to keep or refuse
-    return atomic_dir(out, fill, overwrite=overwrite)
+    return atomic_dir(out, fill, overwrite=overwrite, kind="model")

@@ -61,7 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from xclip.data.video import VideoDecodeError  # lazy: CLI start-up
     from xclip.errors import InputError  # lazy: CLI start-up
 
+    from xclip.ownership import held_outputs, release_outputs  # lazy: CLI start-up
+
     prog = f"xclip-video {args.command}"
+    earlier = held_outputs()  # a command run by another (the demo's train) keeps the caller's
     try:
         return int(args._run(args) or 0)
     except (UsageError, InputError, VideoDecodeError, OSError) as e:
@@ -81,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_BUG
+    finally:
+        release_outputs(keep=earlier)  # this command's outputs: the next writer may start
 
 
 def one_line(e: BaseException) -> str:

@@ -11,9 +11,15 @@ or a video read, so a mistake costs nothing:
   never rewritten) is refused;
 - a file with a video extension inside a folder being scanned for videos is refused (it would
   be read as a video by the next run);
-- an existing output is refused unless ``--overwrite`` is given (the command then replaces it
-  as a unit through :mod:`xclip.atomic`, only once the new one is complete);
-- an output whose folder cannot be written is refused.
+- an existing output is refused unless ``--overwrite`` is given; with it, only an output xclip
+  can prove it wrote (:mod:`xclip.ownership`: a manifest lists it; a folder must be an xclip
+  output of the same kind holding nothing else) is replaced, as a unit through
+  :mod:`xclip.atomic`, once the new one is complete; a user's file or folder in the way is
+  named and refused, ``--overwrite`` or not;
+- an empty path and a dangling symlink are refused;
+- an output whose folder cannot be written is refused;
+- the output is locked (:func:`xclip.ownership.lock_output`, ``filelock``) for the rest of the
+  process: a second live process into it is refused with the holder's process id and host.
 
 Each refusal is one line (:class:`~xclip_app.exit_codes.UsageError`, exit code 2) naming the
 option to change. Folders a command names itself get the first free name of ``NAME``,
@@ -26,9 +32,17 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from xclip.ownership import lock_output, require_replaceable
 from xclip_app.exit_codes import UsageError
 
-__all__ = ["check_output", "check_outputs", "is_within", "output_error", "versioned"]
+__all__ = [
+    "check_not_foreign",
+    "check_output",
+    "check_outputs",
+    "is_within",
+    "output_error",
+    "versioned",
+]
 
 _MAX_VERSIONS = 10_000
 
@@ -61,16 +75,28 @@ def check_output(
     protected: Iterable[PathLike | None] = (),
     scanned: Iterable[PathLike | None] = (),
     folder: bool = False,
+    kind: str | None = None,
+    lock: bool = True,
 ) -> Path:
     """Refuse, with one line, an output that would destroy something (see the module doc).
 
     ``flag``: the option that names this output, used in the messages. ``inputs``: files and
-    folders the command reads; ``protected``: folders it must not write into; ``scanned``:
-    folders searched for videos. ``None`` entries are ignored. ``folder``: the output is a
-    folder (else a file). Returns ``path`` as a :class:`Path`.
+    folders the command reads; ``protected``: folders it must not write into (a model: also
+    an input); ``scanned``: folders searched for videos. ``None`` entries are ignored.
+    ``folder``: the output is a folder (else a file) of ``kind`` (the unit kind of
+    :func:`xclip.atomic.atomic_dir`; None: any xclip unit). ``lock``: take the output's lock.
+    Returns ``path`` as a :class:`Path`.
     """
+    if path is None or str(path).strip() == "":
+        raise UsageError(f"{flag} is empty; give a file or folder name")
     out = Path(path)
-    for src in _given(inputs):
+    if out.is_symlink() and not out.exists():
+        raise UsageError(
+            f"the output {out} is a symlink to a missing {os.readlink(out)}; xclip does not "
+            f"write through it; choose another {flag}"
+        )
+    protected = _given(protected)
+    for src in [*_given(inputs), *protected]:
         if not src.exists():
             continue
         if out.exists() and _same_file(out, src):
@@ -83,7 +109,7 @@ def check_output(
                 f"the output folder {out} holds the input {src}, which replacing it would "
                 f"delete; choose another {flag} (--overwrite never replaces an input)"
             )
-    for guarded in _given(protected):
+    for guarded in protected:
         if guarded.is_dir() and is_within(out, guarded):
             raise UsageError(
                 f"the output {out} is inside the model folder {guarded} (a model or checkpoint "
@@ -100,13 +126,17 @@ def check_output(
                         f"so it would be read as a video; choose another {flag} or another "
                         f"extension (e.g. .jsonl)"
                     )
-    if out.exists() and out.is_dir() != folder:
+    if folder and out.is_dir() and not out.is_symlink() and not any(out.iterdir()):
+        pass  # an empty folder: written into as if new
+    elif out.exists() and out.is_dir() != folder:
         what = "a folder" if out.is_dir() else "a file"
         raise UsageError(f"the output {out} is {what}; choose another {flag}")
-    if out.exists() and not overwrite:
+    elif out.exists() and not overwrite:
         raise UsageError(
             f"{out} already exists; add --overwrite to replace it, or choose another {flag}"
         )
+    elif out.exists():
+        require_replaceable(out, kind if folder else None, flag=flag)
     parent = out.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -116,6 +146,8 @@ def check_output(
         raise UsageError(
             f"cannot write {out}: no permission to write in {parent}; choose another {flag}"
         )
+    if lock:
+        lock_output(out, flag=flag)
     return out
 
 
@@ -138,6 +170,25 @@ def check_outputs(
             inputs=inputs,
             protected=protected,
             scanned=scanned,
+        )
+
+
+def check_not_foreign(paths: Iterable[PathLike], *, flag: str) -> None:
+    """Refuse, before any work, a family of outputs (the files a command will write one by
+    one, e.g. ``prepare``'s transcodes) in which any existing file is not xclip's: one line
+    naming the first and counting the others."""
+    from xclip.ownership import foreign_files  # lazy: CLI start-up
+
+    found: list[Path] = []
+    for p in paths:
+        found += foreign_files(p)
+    if found:
+        more = f" and {len(found) - 1} more" if len(found) > 1 else ""
+        raise UsageError(
+            f"{found[0]}{more} would be replaced, but xclip did not write "
+            f"{'it' if len(found) == 1 else 'them'} (or they changed since); xclip never "
+            f"replaces a file it did not write, --overwrite included: move "
+            f"{'it' if len(found) == 1 else 'them'} away or choose another {flag}"
         )
 
 

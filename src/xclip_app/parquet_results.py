@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -191,20 +190,27 @@ class ResultTable:
         """Check an existing output and unfinished run, prepare the work folder; the paths
         already done (to be skipped; those that failed are in :attr:`earlier_failures`)."""
         from xclip.atomic import atomic_write_text  # lazy: CLI start-up
+        from xclip.ownership import mark_dir, remove_owned, require_replaceable  # lazy: CLI
 
         done: set[str] = set()
-        if self.path.is_dir() and not (self.path / META_FILE).is_file():
+        empty = self.path.is_dir() and not any(self.path.iterdir())
+        if self.path.is_dir() and not empty and not (self.path / META_FILE).is_file():
             raise UsageError(
                 f"{self.path} is a folder that is not an xclip Parquet output (no {META_FILE}); "
                 f"choose another -o"
             )
         if not self.single_file and self.path.exists() and not self.path.is_dir():
             raise UsageError(f"{self.path} is a file; give a folder or a .parquet name as -o")
+        # the output is replaced when the job ends: it must be ours as a whole now, not only then
+        if self.path.exists() and not empty:
+            require_replaceable(self.path, None if self.single_file else "parquet")
+        if self.work.exists():
+            require_replaceable(self.work, "parquet-work")
         if self.overwrite:
             if self.work.exists():
-                shutil.rmtree(self.work)  # our own unfinished run: it is being started over
+                remove_owned(self.work, "parquet-work")  # our unfinished run, started over
         else:
-            if self.path.exists():
+            if self.path.exists() and not empty:
                 diff = self._same_job(_read_meta(self.path))
                 if diff:
                     raise self._refuse(self.path, diff)
@@ -215,6 +221,7 @@ class ResultTable:
                     raise self._refuse(self.work, diff)
                 done |= self._note_done(read_rows(self.work))
         self.work.mkdir(parents=True, exist_ok=True)
+        mark_dir(self.work, "parquet-work")
         atomic_write_text(self.work / META_FILE, json.dumps(self.job, indent=1))
         self.n_parts = len(list(self.work.glob("part-*.parquet")))
         return done
@@ -267,6 +274,7 @@ class ResultTable:
         """Publish the output: the earlier rows (on resume) and this run's, as one file or a
         folder of parts; then remove the work folder."""
         from xclip.atomic import atomic_dir, atomic_open  # lazy: CLI start-up
+        from xclip.ownership import remove_owned  # lazy: CLI start-up
 
         self.flush()
         pa, pq = _pa()
@@ -285,8 +293,8 @@ class ResultTable:
                     )
                 (tmp / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
 
-            atomic_dir(self.path, fill, overwrite=True)
-        shutil.rmtree(self.work)
+            atomic_dir(self.path, fill, overwrite=True, kind="parquet")
+        remove_owned(self.work, "parquet-work")
         return self.path
 
 

@@ -109,6 +109,8 @@ class PrepareWorker:
     def __call__(self, row: dict[str, Any] | str) -> dict[str, Any]:
         import av  # lazy: optional dependency
 
+        from xclip.ownership import remove_owned  # lazy: CLI start-up
+
         path = row if isinstance(row, str) else row["path"]
         out = {"path": path, "duration": None, "num_frames": None, "output": self.target(path),
                "status": "failed", "error": None}  # fmt: skip
@@ -120,7 +122,7 @@ class PrepareWorker:
             return out
         problem = verify(out["output"], info["frames"])
         if problem:
-            Path(out["output"]).unlink(missing_ok=True)
+            remove_owned(out["output"])  # the transcode just written (refused if not ours)
             out["error"] = problem
             return out
         out.update(duration=info["duration"], num_frames=info["frames"], status="transcoded")

@@ -12,13 +12,25 @@ from pathlib import Path
 
 import pytest
 
-from xclip.atomic import atomic_dir, atomic_open, atomic_write, atomic_write_text, recover_dir
+from xclip import atomic as atomic_module
+from xclip.atomic import (
+    atomic_dir,
+    atomic_open,
+    atomic_write,
+    atomic_write_bytes,
+    atomic_write_text,
+    recover_dir,
+)
+from xclip.ownership import kept_name
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def _leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+    """Hidden files other than the ownership manifest (which is meant to stay)."""
+    return sorted(
+        p.name for p in folder.iterdir() if p.name.startswith(".") and not kept_name(p.name)
+    )
 
 
 def test_write_replaces_and_leaves_nothing_behind(tmp_path):
@@ -59,7 +71,7 @@ def test_permissions_follow_the_umask(tmp_path, mask, file_mode, dir_mode):
 
 def test_a_full_disk_keeps_the_old_file(tmp_path):
     target = tmp_path / "index.safetensors"
-    target.write_bytes(b"old index")
+    atomic_write_bytes(target, b"old index")  # an earlier output of xclip's
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
@@ -74,7 +86,7 @@ def test_a_full_disk_keeps_the_old_file(tmp_path):
 
 def test_an_error_inside_atomic_open_keeps_the_old_file(tmp_path):
     target = tmp_path / "preds.csv"
-    target.write_text("old")
+    atomic_write_text(target, "old")
     with pytest.raises(KeyboardInterrupt), atomic_open(target) as f:
         f.write("partial")
         raise KeyboardInterrupt
@@ -86,14 +98,14 @@ def test_a_folder_is_replaced_as_a_unit(tmp_path):
     target = tmp_path / "best"
     atomic_dir(target, lambda d: [(d / n).write_text("old") for n in ("a", "b")])
     atomic_dir(target, lambda d: (d / "c").write_text("new"))
-    assert sorted(p.name for p in target.iterdir()) == ["c"]  # replaced, never merged
+    assert sorted(p.name for p in target.iterdir() if not kept_name(p.name)) == ["c"]  # no merge
     assert _leftovers(tmp_path) == []
 
 
 def test_recover_puts_back_a_folder_left_aside_between_the_two_renames(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    aside = tmp_path / f".old-best-{dead.pid}"
+    aside = tmp_path / f".xclip-old-best-{atomic_module.HOST}-{dead.pid}"
     aside.mkdir()
     (aside / "model.safetensors").write_text("weights")
     assert recover_dir(tmp_path / "best")
@@ -130,10 +142,9 @@ else:
 def test_sigkill_mid_write_leaves_the_old_content(tmp_path, kind):
     target = tmp_path / ("weights.safetensors" if kind == "file" else "best")
     if kind == "file":
-        target.write_bytes(b"old")
+        atomic_write_bytes(target, b"old")  # xclip's earlier output
     else:
-        target.mkdir()
-        (target / "model.safetensors").write_bytes(b"old")
+        atomic_dir(target, lambda d: (d / "model.safetensors").write_bytes(b"old"))
     proc = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(SRC), str(target), kind])
     ready = Path(str(target) + ".ready")
     deadline = time.monotonic() + 60

@@ -36,6 +36,7 @@ from xclip.inference import (
     search,
     video_list,
 )
+from xclip.ownership import kept_name
 from xclip_app.cli import main
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -83,7 +84,10 @@ def _usage_error(result, *needles):
 
 
 def _leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+    """Hidden files but the ones meant to stay (manifest, lock files)."""
+    return sorted(
+        p.name for p in folder.iterdir() if p.name.startswith(".") and not kept_name(p.name)
+    )
 
 
 # ---------------------------------------------------------------------------------------------

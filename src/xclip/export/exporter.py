@@ -148,7 +148,7 @@ def export_model(
             tmp,
         )
 
-    return atomic_dir(out, fill, overwrite=overwrite)
+    return atomic_dir(out, fill, overwrite=overwrite, kind="export")
 
 
 def _export_onnx(graph, args, dynamic, io, path: Path, opset: int) -> None:

@@ -33,6 +33,7 @@ from xclip.errors import InputError
 
 from ..atomic import atomic_open
 from ..model import XCLIP
+from ..ownership import remove_owned, require_replaceable
 from .errors import one_line_error
 from .loading import model_fingerprint
 from .results import VideoFailure
@@ -101,10 +102,11 @@ class VideoIndex:
         path = Path(path)
         if path.suffix not in (".safetensors", ".npy"):
             raise InputError(f"index file must end in .safetensors or .npy, got {path.name!r}")
-        if not overwrite:
-            for f in index_files(path):
-                if f.exists():
+        for f in index_files(path):  # the family as a whole, before anything is written
+            if f.exists() or f.is_symlink():
+                if not overwrite:
                     raise FileExistsError(f"{f} already exists")
+                require_replaceable(f)
         tensors = {"embeds": self.embeds.float().cpu().contiguous()}
         if self.tokens is not None:
             tensors["tokens"] = self.tokens.half().cpu().contiguous()
@@ -137,7 +139,7 @@ class VideoIndex:
                 _write_synced(meta_file, text.encode("utf-8"))
         for stale in index_files(path):
             if stale not in written:
-                stale.unlink(missing_ok=True)  # part of the index just replaced
+                remove_owned(stale)  # part of the index just replaced (checked above)
         return path
 
     def check_model(self, model: XCLIP) -> None:

@@ -8,6 +8,11 @@ rerun continues where a run stopped (``--overwrite`` redoes everything). ``--ann
 list files (``relative/path label`` lines, the original's format) are rewritten for DST into
 ``DST/<name>``; lines of videos that failed are left out (and counted).
 
+DST may hold other files: they are never touched. Every file the run would write (each
+transcode, ``_prepare.parquet``, each rewritten list) is checked before any work: one that is in
+the way and was not written by xclip (:mod:`xclip.ownership`) stops the run with one line naming
+it, ``--overwrite`` or not; an annotation list kept inside DST is an input and never replaced.
+
 Exit codes: 0 all prepared, 1 some videos failed (each named), 2 a usage error / none prepared.
 """
 
@@ -88,12 +93,13 @@ def _rewrite_annotations(
 def run(args: argparse.Namespace) -> int:
     from xclip.data.video import find_videos  # lazy: CLI start-up
     from xclip.inference import VideoFailure  # lazy: CLI start-up
+    from xclip.ownership import lock_output  # lazy: CLI start-up
     from xclip_app.inference_output import (  # lazy: CLI start-up
         exit_code,
         progress_bar,
         report_failures,
     )
-    from xclip_app.outputs import is_within  # lazy: CLI start-up
+    from xclip_app.outputs import check_not_foreign, is_within  # lazy: CLI start-up
     from xclip_app.parquet_results import ResultTable, read_rows  # lazy: CLI start-up
     from xclip_app.transcode import PrepareWorker, TranscodeSettings  # lazy: CLI start-up
 
@@ -111,11 +117,25 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:  # no videos
         raise UsageError(str(e)) from None
     worker = PrepareWorker(str(src), str(dst), settings)
+    lists = [Path(a) for a in args.annotations]
+    for a in lists:
+        if not a.is_file():
+            raise UsageError(f"annotation list not found: {a}")
+        if (dst / a.name).exists() and os.path.samefile(a, dst / a.name):
+            raise UsageError(
+                f"the annotation list {a} is DST/{a.name}, where its rewritten copy would go; "
+                f"keep the list outside DST (--overwrite never replaces an input)"
+            )
+    if dst.exists() and not dst.is_dir():
+        raise UsageError(f"DST {args.dst} is a file; give a folder")
+    lock_output(dst, flag="DST")  # one writer at a time
+    check_not_foreign([dst / "_prepare.parquet", *(dst / a.name for a in lists)], flag="DST")
     job = {"extra": {"src": str(src), **settings.to_dict()}}
     table = ResultTable(dst / "_prepare.parquet", "prepare", job, overwrite=args.overwrite,
                         part_rows=args.part_rows)  # fmt: skip
     done = table.start()
     todo = [v for v in videos if v not in done]
+    check_not_foreign([Path(worker.target(v)) for v in todo], flag="DST")  # before any work
     if done:
         print(f"xclip-video: {len(done)} of {len(videos)} already prepared", file=sys.stderr)
     t0 = time.perf_counter()

@@ -22,7 +22,6 @@ import contextlib
 import io
 import json
 import logging
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -34,6 +33,7 @@ import torch
 import xclip
 from xclip.data import VideoDataset, build_dataloader
 from xclip.data.annotations import read_labels_csv
+from xclip.ownership import clear, mark_dir, seal_dir
 from xclip_app import cli
 from xclip_app.recipe_files import RECIPES_ROOT
 from xclip_app.train import distributed as D
@@ -194,9 +194,17 @@ def _run_demo(
     out = Path(out)
     t_start = time.perf_counter()
     if fresh and out.exists():
-        log(f"--fresh: removing {out}")
-        shutil.rmtree(out)
+        aside = clear(out, "demo")
+        log(
+            f"--fresh: removed {out}"
+            + (
+                f" (moved to {aside}: not all of it is provably xclip's, delete it yourself)"
+                if aside
+                else ""
+            )
+        )
     out.mkdir(parents=True, exist_ok=True)
+    mark_dir(out, "demo")
     cache = StageCache(out, log)
     recipes = recipes_dir()
     recipe_text = {p.name: p.read_text(encoding="utf-8") for p in sorted(recipes.glob("*.yaml"))}
@@ -217,8 +225,7 @@ def _run_demo(
     header(f"procedural videos -> {data_dir}")
 
     def make_data() -> dict:
-        if data_dir.exists():
-            shutil.rmtree(data_dir)
+        clear(data_dir, "demo-stage")
         last = {"t": 0.0}
 
         def progress(k: int, n: int) -> None:
@@ -226,7 +233,9 @@ def _run_demo(
                 last["t"] = time.perf_counter()
                 log(f"  {2 * k}/{2 * n} clips written")
 
-        return generate_dataset(data_dir, plan.data, workers=2, progress=progress)
+        made = generate_dataset(data_dir, plan.data, workers=2, progress=progress)
+        seal_dir(data_dir, "demo-stage")  # provably ours: a redo may delete it
+        return made
 
     meta = cache.run("data", asdict(plan.data), make_data)
     table = class_table()
@@ -284,8 +293,7 @@ def _run_demo(
         log(f"  ({k}/{len(jobs)}) {label} [{what}]")
 
         def train_and_eval(recipe=recipe, run_dir=run_dir, overrides=overrides) -> dict:
-            if run_dir.exists():
-                shutil.rmtree(run_dir)
+            clear(run_dir, "demo-stage")
             run_dir.mkdir(parents=True)
             argv = ["train", "--config", str(recipes / recipe), *overrides, f"output.dir={run_dir}"]
             t0 = time.perf_counter()
@@ -293,6 +301,7 @@ def _run_demo(
             with _quiet_engine(verbose), contextlib.redirect_stdout(buf):
                 rc = cli.main(argv)
             (run_dir / "stdout.txt").write_text(buf.getvalue(), encoding="utf-8")
+            seal_dir(run_dir, "demo-stage")  # provably ours: a redo may delete it
             if rc != 0:
                 raise RuntimeError(f"xclip-video {' '.join(argv)} failed with exit code {rc}")
             train_seconds = time.perf_counter() - t0
@@ -386,13 +395,13 @@ def _run_demo(
     ]  # fmt: skip
 
     def fewshot() -> dict:
-        if few_dir.exists():
-            shutil.rmtree(few_dir)
+        clear(few_dir, "demo-stage")
         buf = io.StringIO()
         with _quiet_engine(verbose), contextlib.redirect_stdout(buf):
             rc = cli.main(few_argv)
         few_dir.mkdir(parents=True, exist_ok=True)
         (few_dir / "stdout.txt").write_text(buf.getvalue(), encoding="utf-8")
+        seal_dir(few_dir, "demo-stage")  # provably ours: a redo may delete it
         if rc != 0:
             raise RuntimeError(f"xclip-video {' '.join(few_argv)} failed with exit code {rc}")
         rows = json.loads((few_dir / "fewshot_results.json").read_text(encoding="utf-8"))

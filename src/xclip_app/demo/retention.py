@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import shutil
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 import xclip
 from xclip.interpolation import interpolate_models, source_model
+from xclip.ownership import clear, seal_dir
 from xclip_app import cli
 from xclip_app.train.alpha_search import evaluate_model
 
@@ -109,8 +109,7 @@ def run_retention(
                          "test.eval_every=0", "test.final_eval=false"]  # fmt: skip
 
             def train(recipe=recipe, run_dir=run_dir, overrides=overrides, templates=templates):
-                if run_dir.exists():
-                    shutil.rmtree(run_dir)
+                clear(run_dir, "demo-stage")
                 run_dir.mkdir(parents=True)
                 argv = ["train", "--config", str(recipes / recipe), *overrides,
                         f"output.dir={run_dir}"]  # fmt: skip
@@ -118,6 +117,7 @@ def run_retention(
                 with quiet(), contextlib.redirect_stdout(buf):
                     rc = cli.main(argv)
                 (run_dir / "stdout.txt").write_text(buf.getvalue(), encoding="utf-8")
+                seal_dir(run_dir, "demo-stage")  # provably ours: a redo may delete it
                 if rc != 0:
                     raise RuntimeError(f"xclip-video {' '.join(argv)} failed with exit code {rc}")
                 summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))

@@ -30,7 +30,6 @@ import logging
 import os
 import random
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ import xclip
 from xclip.atomic import atomic_dir, recover_dir
 from xclip.checkpoint import CheckpointError, read_torch_file, save_json, save_safetensors
 from xclip.errors import InputError
+from xclip.ownership import is_owned, remove_owned, require_replaceable
 
 log = logging.getLogger(__name__)
 
@@ -160,13 +160,14 @@ def write_checkpoint(
             {**meta, "epoch": position.epoch, "iteration": position.iteration}, tmp / "meta.json"
         )
 
-    atomic_dir(final, fill, overwrite=True)  # the same position again = the same state
+    atomic_dir(final, fill, overwrite=True, kind="checkpoint")  # same position = same state
     recover_checkpoints(run_dir)
     ckpts = list_checkpoints(run_dir)
     for old in ckpts[:-keep_last] if keep_last > 0 else []:
+        require_replaceable(old, "checkpoint", flag="keep_last")  # a checkpoint a user edited stays
         doomed = old.with_name(f".del-{old.name}-{os.getpid()}")
         os.replace(old, doomed)  # out of the checkpoint names first, then deleted
-        shutil.rmtree(doomed, ignore_errors=True)
+        remove_owned(doomed, "checkpoint")
     return final
 
 
@@ -179,10 +180,10 @@ def recover_checkpoints(run_dir: Path) -> None:
     names = set()
     for p in root.iterdir():
         kind, _, rest = p.name.partition("-")
-        if kind in (".tmp", ".old") and rest:
-            names.add(rest.split("-", 1)[0])  # checkpoint names hold no "-"
-        elif kind == ".del":
-            shutil.rmtree(p, ignore_errors=True)
+        if p.name.startswith((".xclip-tmp-", ".xclip-old-")):
+            names.add(p.name[len(".xclip-tmp-") :].split("-", 1)[0])  # names hold no "-"
+        elif kind == ".del" and is_owned(p, "checkpoint"):
+            remove_owned(p, "checkpoint")
     for name in names:
         recover_dir(root / name)
 
@@ -194,7 +195,7 @@ def write_weights(classifier, out: Path, meta: dict[str, Any]) -> Path:
         _save_weights(classifier, tmp)
         save_json(meta, tmp / "meta.json")
 
-    atomic_dir(out, fill, overwrite=True)  # replaced as a unit
+    atomic_dir(out, fill, overwrite=True, kind="weights")  # replaced as a unit
     return out
 
 

@@ -292,11 +292,11 @@ def write_report(
 
     out = Path(out_dir)
     if if_exists != "version":
-        return atomic_dir(out, fill, overwrite=if_exists == "replace")
+        return atomic_dir(out, fill, overwrite=if_exists == "replace", kind="report")
     for _ in range(100):  # another process may take the free name between check and rename
         target = versioned(out)
         try:
-            return atomic_dir(target, fill, overwrite=False)
+            return atomic_dir(target, fill, overwrite=False, kind="report")
         except FileExistsError:
             continue
     raise FileExistsError(f"could not find a free name for the report {out}")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from xclip.atomic import atomic_write_text
+from xclip.ownership import is_owned, move_aside, record_file
 
 from .logs import RUN_LOGGER
 
@@ -81,6 +82,9 @@ class MetricsLog:
                     self.path, len(rows), keep_rows,
                 )  # fmt: skip
             kept = rows[:keep_rows]
+            if self.path.exists() and not is_owned(self.path):
+                aside = move_aside(self.path)  # changed by hand since: kept, not replaced
+                log.warning("%s was changed outside xclip; kept as %s", self.path, aside)
             atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
             self.rows = len(kept)
         else:
@@ -99,6 +103,7 @@ class MetricsLog:
             return
         self._f.write(json.dumps(row) + "\n")
         self._f.flush()
+        record_file(self.path)  # the log as it is now is xclip's (xclip.ownership)
         self.rows += 1
         if self.tb is not None and step is not None:
             kind = row.get("kind", "")

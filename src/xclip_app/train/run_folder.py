@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from xclip import ownership
 from xclip.atomic import fsync_dir, recover_dir
 from xclip.errors import InputError
 
@@ -123,34 +124,17 @@ def identity_differences(old: dict[str, Any], new: dict[str, Any], cfg: RunConfi
     return diffs
 
 
-def _aside_name(run_dir: Path) -> Path:
-    """The first free ``RUN.N`` (shown in messages before anything moves)."""
-    n = 1
-    while (cand := run_dir.with_name(f"{run_dir.name}.{n}")).exists():
-        n += 1
-    return cand
-
-
 def move_aside(run_dir: Path) -> Path:
-    """Rename ``run_dir`` as a whole to the first free ``RUN.N`` sibling and return it.
-
-    ``mkdir`` claims the name (it fails if another process took it), then ``rename`` replaces the
-    empty claimed folder in one step: the old run is always either at ``RUN`` or at ``RUN.N``.
-    """
-    for _ in range(10_000):
-        target = _aside_name(run_dir)
-        try:
-            target.mkdir()
-        except FileExistsError:
-            continue
-        try:
-            os.rename(run_dir, target)
-        except BaseException:
-            target.rmdir()
-            raise
-        fsync_dir(run_dir.parent)
-        return target
-    raise RunFolderError(f"no free name next to {run_dir} to move the previous run to")
+    """Rename ``run_dir`` as a whole to the first free ``RUN.N`` sibling and return it
+    (:func:`xclip.ownership.move_aside`: the old run is always at ``RUN`` or at ``RUN.N``)."""
+    try:
+        target = ownership.move_aside(run_dir)
+    except InputError:
+        raise RunFolderError(
+            f"no free name next to {run_dir} to move the previous run to"
+        ) from None
+    fsync_dir(run_dir.parent)
+    return target
 
 
 def _inside(path: str | Path | None, folder: Path) -> bool:
@@ -216,13 +200,13 @@ def plan_run(
         if not resume:
             raise RunFolderError(
                 f"{run_dir} already holds a training run ({', '.join(present)}); continue it "
-                "with --resume auto, or " + START_OVER.format(aside=_aside_name(run_dir))
+                "with --resume auto, or " + START_OVER.format(aside=ownership.aside_name(run_dir))
             )
         if ckpt is not None and not _inside(ckpt, run_dir):
             raise RunFolderError(
                 f"{run_dir} already holds another run ({', '.join(present)}); continue from "
                 f"{ckpt} into a new folder with --output NEW --resume {resume}, or "
-                + START_OVER.format(aside=_aside_name(run_dir))
+                + START_OVER.format(aside=ownership.aside_name(run_dir))
             )
     if present and overwrite:
         inputs = [
@@ -254,7 +238,7 @@ def plan_run(
                 raise RunFolderError(
                     f"cannot resume {ckpt or run_dir}: it was started with other settings "
                     f"({'; '.join(diffs)}); resume with the run's values (see its config.yaml), "
-                    "or " + START_OVER.format(aside=_aside_name(run_dir))
+                    "or " + START_OVER.format(aside=ownership.aside_name(run_dir))
                 )
     if present and overwrite:
         plan.moved_to = move_aside(run_dir)

@@ -37,6 +37,7 @@ import torch
 from tqdm.auto import tqdm
 
 import xclip
+from xclip.ownership import lock_output
 from xclip.checkpoint import NATIVE_WEIGHTS, load_state_dict_strict, read_safetensors
 from xclip.data.mixup import CutmixMixupBlending
 from xclip.data.soft_targets import smoothed_one_hot, soft_target_cross_entropy
@@ -132,6 +133,7 @@ class Trainer:
         plan, error = None, None
         if self.info.is_main:
             try:
+                lock_output(self.run_dir, flag="output.dir")  # one writer per run folder
                 plan = plan_run(
                     self.run_dir, self.cfg, self.info.world_size, self.resume, self.overwrite
                 )
@@ -160,16 +162,6 @@ class Trainer:
             log.info("%s already finished; nothing to do", self.run_dir)
             return
         self.moved_to = plan.moved_to
-        if info.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            if plan.write_config:
-                save_config(cfg, self.run_dir / "config.yaml", overwrite=False)
-            add_run_log_file(self.run_dir / f"log_rank{info.rank}.txt")
-            if plan.moved_to is not None:
-                log.warning("--overwrite: the previous run in %s was moved to %s",
-                            self.run_dir, plan.moved_to)  # fmt: skip
-            self.identity = run_identity(cfg, info.world_size)
-        D.barrier()
 
         # data
         arch = xclip.get_config(cfg.model.arch)
@@ -254,6 +246,19 @@ class Trainer:
             self.iters_per_epoch, t.epochs, t.batch_size, info.world_size, t.accumulation_steps,
             t.batch_size * info.world_size * t.accumulation_steps, self.precision, self.device,
         )  # fmt: skip
+
+        # the run folder is written only now: a start that fails (a config, a path, the data)
+        # leaves nothing that would refuse the corrected command
+        if info.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            if plan.write_config:
+                save_config(cfg, self.run_dir / "config.yaml", overwrite=False)
+            add_run_log_file(self.run_dir / f"log_rank{info.rank}.txt")
+            if plan.moved_to is not None:
+                log.warning("--overwrite: the previous run in %s was moved to %s",
+                            self.run_dir, plan.moved_to)  # fmt: skip
+            self.identity = run_identity(cfg, info.world_size)
+        D.barrier()
 
         # position / resume
         self.start = C.Position(0, 0)
