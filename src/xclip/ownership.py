@@ -86,10 +86,10 @@ class OutputBusyError(InputError):
 
 
 def kept_name(name: str) -> bool:
-    """Whether ``name`` is bookkeeping that stays beside outputs on purpose: the manifest and
-    lock files (``filelock`` keeps them on POSIX; removing a lock file another process may be
+    """Whether ``name`` is bookkeeping that stays beside outputs on purpose: the manifest,
+    lock files and their holder notes (left by a killed writer; rewritten by the next) (``filelock`` keeps them on POSIX; removing a lock file another process may be
     opening would let two writers in)."""
-    return name == MANIFEST or name.endswith(LOCK_SUFFIX)
+    return name == MANIFEST or name.endswith((LOCK_SUFFIX, HOLDER_SUFFIX))
 
 
 def internal_name(name: str) -> bool:

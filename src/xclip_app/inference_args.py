@@ -174,8 +174,9 @@ def add_overwrite_argument(g: Any) -> None:
     g.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace an existing output (atomically, when the run succeeds); without it an "
-        "existing output is refused. An output that is also an input is always refused",
+        help="replace your earlier xclip output (atomically, when the run succeeds); without it "
+        "an existing output is refused. A file xclip did not write, an input or a model is "
+        "never replaced",
     )
 
 

@@ -24,6 +24,7 @@ import torch
 
 import xclip
 import xclip.atomic
+from xclip.atomic import atomic_write_text
 from xclip.data.transforms import EvalTransform
 from xclip.inference import (
     UnreadableVideoError,
@@ -177,11 +178,14 @@ def test_a_second_run_is_refused_then_replaces_with_overwrite(capsys, tiny_dir, 
     base = ["classify", folder, "--labels", "a,b", "--model", tiny_dir, "--format", "jsonl"]
     assert _run(capsys, *base, "-o", out)[0] == 0
     first = out.read_text()
-    out.write_text("an earlier result\n")
     _usage_error(_run(capsys, *base, "-o", out), "already exists", "--overwrite")
-    assert out.read_text() == "an earlier result\n"
-    assert _run(capsys, *base, "-o", out, "--overwrite")[0] == 0
+    assert out.read_text() == first
+    assert _run(capsys, *base, "-o", out, "--overwrite")[0] == 0  # xclip's own earlier output
     assert out.read_text() == first and _leftovers(tmp_path) == []
+    # edited by hand since: the user's now, never replaced, --overwrite or not
+    out.write_text("an earlier result\n")
+    _usage_error(_run(capsys, *base, "-o", out, "--overwrite"), "not written by xclip")
+    assert out.read_text() == "an earlier result\n"
 
     # embed: an index and its sidecars are one output
     idx = tmp_path / "index.npy"
@@ -229,7 +233,7 @@ def test_sigkill_mid_classify_leaves_no_partial_output(tiny_dir, folder, tmp_pat
     out = tmp_path / "res" / "out.jsonl"
     out.parent.mkdir()
     if earlier is not None:
-        out.write_text(earlier)
+        atomic_write_text(out, earlier)  # an earlier output of xclip's
     ready = tmp_path / "ready"
     argv = ["classify", str(folder), "--labels", "a,b", "--model", str(tiny_dir),
             "--format", "jsonl", "-o", str(out), "--overwrite", "--no-progress"]  # fmt: skip
@@ -290,7 +294,7 @@ def _fill_disk_after(monkeypatch, budget: int) -> None:
 def test_a_full_disk_keeps_the_earlier_classify_output(capsys, tiny_dir, folder, tmp_path,
                                                         monkeypatch):  # fmt: skip
     out = tmp_path / "out.jsonl"
-    out.write_text("an earlier result\n")
+    atomic_write_text(out, "an earlier result\n")
     _fill_disk_after(monkeypatch, 100)  # the first prediction fits, the second does not
     _usage_error(
         _run(capsys, "classify", folder, "--labels", "a,b", "--model", tiny_dir, "--format",
@@ -307,7 +311,7 @@ def test_enospc_at_fsync_keeps_the_earlier_search_output(capsys, tiny_dir, folde
     idx = tmp_path / "i.safetensors"
     assert _run(capsys, "embed", folder, "--model", tiny_dir, "-o", idx)[0] == 0
     out = tmp_path / "hits.json"
-    out.write_text("{}")
+    atomic_write_text(out, "{}")
 
     def no_space(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -414,7 +418,7 @@ def test_a_missing_video_is_a_usage_error(capsys, tiny_dir, folder, bad_videos):
 
 def test_when_no_video_can_be_read_nothing_is_written(capsys, tiny_dir, bad_videos, tmp_path):
     out = tmp_path / "out.jsonl"
-    out.write_text("an earlier result\n")
+    atomic_write_text(out, "an earlier result\n")
     bad = [bad_videos[k] for k in ALWAYS_BAD]
     rc, _, err = _run(capsys, "classify", *bad, "--labels", "a,b", "--model", tiny_dir,
                       "--format", "jsonl", "-o", out, "--overwrite")  # fmt: skip

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from xclip_app.exit_codes import UsageError
+from xclip_app.inference_args import add_overwrite_argument
 
 NAME = "splits"
 HELP = "make train/test lists for the protocols: UCF-101, HMDB-51, K-shot, K600 zero-shot"
@@ -19,6 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     u.add_argument("--official-dir", required=True, help="the ucfTrainTestlist folder")
     u.add_argument("-o", "--output", "--out", dest="out", required=True, help="output folder")
+    add_overwrite_argument(u)
     u.add_argument(
         "--splits", default="1,2,3", help="comma-separated split numbers (default 1,2,3)"
     )
@@ -26,6 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     h = sub.add_parser("hmdb51", help="HMDB-51 official splits (<class>_test_split{k}.txt)")
     h.add_argument("--official-dir", required=True, help="the testTrainMulti_7030_splits folder")
     h.add_argument("-o", "--output", "--out", dest="out", required=True, help="output folder")
+    add_overwrite_argument(h)
     h.add_argument(
         "--splits", default="1,2,3", help="comma-separated split numbers (default 1,2,3)"
     )
@@ -35,6 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     k.add_argument("--k", type=int, required=True, help="videos per class")
     k.add_argument("--seed", type=int, default=0)
     k.add_argument("-o", "--output", "--out", dest="out", required=True, help="output list file")
+    add_overwrite_argument(k)
     k.add_argument(
         "--allow-fewer", action="store_true", help="keep all videos of classes with fewer than K"
     )
@@ -46,6 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     z.add_argument("--k600-labels", required=True, help="K600 labels CSV (id,name)")
     z.add_argument("--k600-list", help="K600 list labelled with K600 ids (videos to relabel)")
     z.add_argument("-o", "--output", "--out", dest="out", required=True, help="output folder")
+    add_overwrite_argument(z)
     z.add_argument("--seed", type=int, default=0)
     z.add_argument("--subsets", type=int, default=3)
     z.add_argument("--size", type=int, default=160, help="classes per subset")
@@ -103,7 +108,18 @@ def run(args: argparse.Namespace) -> int:
     from xclip_app.splits.kshot import kshot_entries  # lazy: CLI start-up
     from xclip_app.splits.ucf_hmdb import hmdb51_splits, ucf101_splits  # lazy: CLI start-up
 
-    out = Path(args.out)
+    from xclip.ownership import lock_output  # lazy: CLI start-up
+    from xclip_app.outputs import check_output  # lazy: CLI start-up
+
+    if args.protocol == "kshot":
+        out = check_output(args.out, overwrite=args.overwrite, flag="-o", inputs=[args.list])
+    else:  # a folder of lists: each file is replaced only if xclip wrote it (xclip.atomic)
+        if not str(args.out).strip():
+            raise UsageError("-o is empty; give a folder name")
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"the output {out} is a file; give a folder as -o")
+        lock_output(out)
     if args.protocol in ("ucf101", "hmdb51"):
         fn = ucf101_splits if args.protocol == "ucf101" else hmdb51_splits
         labels = "ucf_101_labels.csv" if args.protocol == "ucf101" else "hmdb_51_labels.csv"

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ...atomic import atomic_write_text
+
 
 def read_annotation_text(path: str | os.PathLike) -> str:
     """The text of an annotation file; ``FileNotFoundError`` naming the file if there is none."""
@@ -16,8 +18,6 @@ def read_annotation_text(path: str | os.PathLike) -> str:
 
 
 def write_annotation_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` (parent folders created); returns the path."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(text, encoding="utf-8")
-    return p
+    """Write ``text`` to ``path`` (parent folders created) through :mod:`xclip.atomic`: a file
+    xclip did not write is never replaced (:class:`~xclip.ownership.ForeignFileError`)."""
+    return atomic_write_text(Path(path), text)
