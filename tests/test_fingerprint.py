@@ -100,6 +100,16 @@ def test_computed_once_per_state_of_the_weights(monkeypatch):
     assert fingerprint.weights_fingerprint(model, cached=False) == model_fingerprint(other)
 
 
+def test_weights_made_under_inference_mode_are_hashed_every_time():
+    # no version counter to key a cache on: correct, not cached
+    with torch.inference_mode():
+        model = _tiny()
+    first = model_fingerprint(model)
+    with torch.inference_mode():
+        model.logit_scale.add_(1.0)  # in place, no version bump
+    assert model_fingerprint(model) != first
+
+
 def test_fingerprint_has_a_version_prefix():
     from xclip.fingerprint import is_current_fingerprint
 

@@ -47,14 +47,17 @@ def _tensors(module: nn.Module) -> list[tuple[str, torch.Tensor]]:
     return sorted(named.items())
 
 
-def _state_key(tensors: list[tuple[str, torch.Tensor]]) -> tuple:
+def _state_key(tensors: list[tuple[str, torch.Tensor]]) -> tuple | None:
     # What can change a fingerprint without creating a new module: an in-place write (load_state_dict,
     # an optimizer step, `with no_grad(): p.add_(...)`) bumps the tensor's version counter;
     # `.to()`, `.half()`, `load_state_dict(assign=True)` or `p.data = t` give it new storage (a new
     # data_ptr) and maybe a new dtype, shape or device. Reading this key costs no bytes, so the
     # full hash runs once per model state instead of once per call. Not seen: writes that bypass
     # the version counter (`p.data.add_()`, a NumPy view of the storage), which the library never
-    # makes; call `weights_fingerprint(model, cached=False)` after such code.
+    # makes; call `weights_fingerprint(model, cached=False)` after such code. Tensors made under
+    # torch.inference_mode() have no version counter: no key, hashed on every call.
+    if any(t.is_inference() for _, t in tensors):
+        return None
     return tuple(
         (name, t.data_ptr(), t._version, t.dtype, tuple(t.shape), str(t.device))
         for name, t in tensors
@@ -79,12 +82,13 @@ def weights_fingerprint(module: nn.Module, *, cached: bool = True) -> str:
     addresses and version counters (no bytes read) and return the stored value while it holds.
     """
     tensors = _tensors(module)
-    key = _state_key(tensors)
-    hit = _CACHE.get(module) if cached else None
+    key = _state_key(tensors) if cached else None
+    hit = _CACHE.get(module) if key is not None else None
     if hit is not None and hit[0] == key:
         return hit[1]
     fp = hash_tensors(tensors)
-    _CACHE[module] = (key, fp)
+    if key is not None:
+        _CACHE[module] = (key, fp)
     return fp
 
 
