@@ -26,7 +26,7 @@ from xclip.data.synthetic import (  # noqa: E402
     make_indexed_frame,
     read_frame_index,
 )
-from xclip.data.video import available_backends  # noqa: E402
+from xclip.data.video import available_backends, backend_problem  # noqa: E402
 
 
 def tsn_centres(n: int, num: int) -> list[int]:
@@ -78,16 +78,13 @@ def clips(clip_factory):
 
 
 def _reader(backend: str, source, **kw):
-    if backend == "torchcodec":
-        pytest.importorskip("torchcodec.decoders")
-    elif backend == "decord":
-        pytest.importorskip("decord")
-    try:
-        return open_video(source, backend, **kw)
-    except VideoDecodeError as e:
-        if backend == "torchcodec" and "libtorchcodec" in e.reason:
-            pytest.skip("torchcodec installed without the FFmpeg libraries it needs")
-        raise
+    # An optional backend that cannot work here (not installed, or torchcodec without the system
+    # FFmpeg libraries) is skipped with the library's own reason, which names what to install, so
+    # that XCLIP_REQUIRE_TEST_DEPS=1 turns the skip into a failure (tests/conftest.py).
+    problem = backend_problem(backend)
+    if problem is not None:
+        pytest.skip(problem)
+    return open_video(source, backend, **kw)
 
 
 # ---------------------------------------------------------------------------------------------

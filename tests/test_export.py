@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 
 import pytest
 import torch
@@ -90,6 +91,7 @@ def test_folder_carries_preprocessing_fingerprint_and_label_bank(tiny, onnx_dir)
     m = read_manifest(onnx_dir)
     assert m.config == model.cfg and m.preprocess == model.preprocess
     assert m.fingerprint == model_fingerprint(model) == model_fingerprint(ExportedModel(onnx_dir))
+    assert m.source_fingerprint == m.fingerprint  # float32 graphs: the source's weights
     assert m.labels == tuple(LABELS) and m.template == "{}"
     assert sorted(p.name for p in onnx_dir.iterdir()) == sorted(
         [MANIFEST, LABEL_BANK, "video.onnx", "text.onnx", "head.onnx"]
@@ -141,6 +143,32 @@ def test_cli_classify_and_embed_on_export(tiny, onnx_dir, small_clip, tmp_path, 
         ]
     )
     assert rc == 0, capsys.readouterr().err
+
+
+def test_export_by_an_older_xclip_is_recognised(
+    tiny, onnx_dir, small_clip, tmp_path, caplog, capsys
+):
+    # an export written before fingerprint v2: 16 hex digits, no source_fingerprint
+    old = tmp_path / "old-export"
+    shutil.copytree(onnx_dir, old)
+    manifest = json.loads((old / MANIFEST).read_text())
+    manifest["fingerprint"] = "0123456789abcdef"
+    del manifest["source_fingerprint"]
+    (old / MANIFEST).write_text(json.dumps(manifest))
+    with caplog.at_level("WARNING"):
+        exported = load_inference_model(old)  # still runs
+    assert "older xclip" in caplog.text and "export it again" in caplog.text
+    # an index it would be compared with: the message names what to redo, in one line
+    index = embed_videos(tiny[0], [small_clip])
+    with pytest.raises(InputError, match="older xclip.*export it again"):
+        index.check_model(exported)
+    # a Parquet job would mix its rows with another export's: refused before any work
+    pytest.importorskip("pyarrow")
+    out = tmp_path / "rows.parquet"
+    rc = main(["embed", str(small_clip), "--model", str(old), "-o", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "older xclip" in err and "export it again" in err, err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
 
 
 def test_without_onnxruntime_one_line_names_the_extra(onnx_dir, small_clip, monkeypatch, capsys):
@@ -212,6 +240,12 @@ def test_int8_export_keeps_the_ranking_close(tiny, onnx_dir, tmp_path):
     assert (out / "video.onnx").stat().st_size < 0.6 * (onnx_dir / "video.onnx").stat().st_size
     err = _max_logit_error(tiny[0], exported, 2, 4)
     assert 0 < err < 1.0  # quantised: not exact, but close (logits are scaled cosines, ~+-14)
+    # other weights, another fingerprint: a resumed job or an index never mixes int8 rows with
+    # the fp32 rows of its source (the fp32 export keeps the source's: the same weights)
+    fp32 = model_fingerprint(load_inference_model(onnx_dir))
+    assert fp32 == model_fingerprint(tiny[0])
+    assert model_fingerprint(exported) != fp32
+    assert read_manifest(out).source_fingerprint == fp32
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import xclip
-from xclip.data.video import available_backends, backend_problem, open_video
+from xclip.data.video import TorchCodecReader, available_backends, backend_problem, open_video
 from xclip.errors import InputError
 from xclip_app.cli import main
 from xclip_app.recipe_files import RECIPES_ROOT, list_recipes, recipe_path, resolve_recipe
@@ -41,6 +41,10 @@ def test_unusable_torchcodec_is_unavailable(torchcodec_without_ffmpeg, small_cli
     assert problem and "\n" not in problem and "FFmpeg" in problem
     with pytest.raises(InputError, match="no usable FFmpeg"):
         open_video(small_clip, "torchcodec")
+    # the reader itself says what is missing, rather than calling a good video unreadable
+    # (a VideoDecodeError would let a job skip every file as broken)
+    with pytest.raises(InputError, match="no usable FFmpeg"):
+        TorchCodecReader(small_clip)
     assert backend_problem("pyav") is None
 
 

@@ -21,6 +21,7 @@ from xclip.errors import InputError
 
 from ..atomic import atomic_dir
 from ..config import registered_name
+from ..fingerprint import export_fingerprint
 from ..inference.labels import check_labels, check_template
 from ..inference.loading import load_inference_model, model_fingerprint
 from ..model import XCLIP
@@ -94,6 +95,8 @@ def export_model(
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists")
     model = load_inference_model(model).float().eval().cpu()
+    quantization = None if quantize is None else f"{quantize}-dynamic"
+    source_fingerprint = model_fingerprint(model)
     say = progress or (lambda line: logger.info("%s", line))
     io = graph_io(model)
     examples = _examples(model)
@@ -129,11 +132,13 @@ def export_model(
         write_manifest(
             Manifest(
                 backend=format,
-                quantization=None if quantize is None else f"{quantize}-dynamic",
+                quantization=quantization,
                 architecture=registered_name(model.cfg),
                 config=model.cfg,
                 preprocess=model.preprocess,
-                fingerprint=model_fingerprint(model),
+                # int8 graphs are other weights: rows they make must not pass for the source's
+                fingerprint=export_fingerprint(source_fingerprint, quantization),
+                source_fingerprint=source_fingerprint,
                 logit_scale=float(model.logit_scale.detach().exp()),
                 graphs={name: f"{name}{ext}" for name in GRAPH_NAMES},
                 io=io,

@@ -12,7 +12,9 @@
                             labels given at export (their texts and template are in the manifest)
 
 Like a saved model, the folder carries the preprocessing (frames, size, mean/std) and the
-fingerprint of the weights it was exported from.
+fingerprint of the weights it was exported from (``source_fingerprint``) and its own
+(``fingerprint``: the same for float32 graphs, another for int8 ones; see
+:mod:`xclip.fingerprint`).
 """
 
 from __future__ import annotations
@@ -77,6 +79,9 @@ class Manifest:
     labels: tuple[str, ...] | None
     template: str | None
     producer: dict[str, str]
+    # the fingerprint of the model it was exported from (``fingerprint`` is the export's own:
+    # the same for float32 graphs, another for quantised ones); None in exports before it existed
+    source_fingerprint: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +93,7 @@ class Manifest:
             "config": self.config.to_dict(),
             "preprocess": self.preprocess.to_dict(),
             "fingerprint": self.fingerprint,
+            "source_fingerprint": self.source_fingerprint,
             "logit_scale": self.logit_scale,
             "graphs": dict(self.graphs),
             "io": self.io,
@@ -126,6 +132,7 @@ def read_manifest(folder: str | Path) -> Manifest:
             config=XCLIPConfig.from_dict(d["config"]),
             preprocess=PreprocessConfig.from_dict(d["preprocess"]),
             fingerprint=str(d["fingerprint"]),
+            source_fingerprint=d.get("source_fingerprint"),
             logit_scale=float(d["logit_scale"]),
             graphs={str(k): str(v) for k, v in d["graphs"].items()},
             io=d["io"],

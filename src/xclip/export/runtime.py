@@ -10,6 +10,7 @@ int8 weights): autocast does not apply to them.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +22,12 @@ from torch import nn
 from xclip.errors import InputError
 
 from ..config import PreprocessConfig, XCLIPConfig
+from ..fingerprint import old_fingerprint_problem
 from ..model import XCLIP, VideoFeatures
 from .folder import LabelBank, Manifest, read_label_bank, read_manifest
 from .onnx_support import require_onnxruntime
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["ExportedModel", "load_exported", "onnx_providers"]
 
@@ -109,6 +113,14 @@ class ExportedModel:
         self.backend = self.manifest.backend
         self.quantization = self.manifest.quantization
         self.fingerprint = self.manifest.fingerprint
+        problem = old_fingerprint_problem(
+            self.fingerprint,
+            f"the exported folder {self.folder}",
+            "export it again (`xclip-video export SOURCE -o FOLDER --overwrite`) before resuming "
+            "jobs or searching indexes with it",
+        )
+        if problem is not None:  # it still runs; what compares fingerprints refuses it
+            logger.warning("%s", problem)
         self.logit_scale = torch.tensor(self.manifest.logit_scale).log()
         self.label_bank: LabelBank | None = read_label_bank(self.folder, self.manifest)
         self.threads = threads

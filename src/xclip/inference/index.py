@@ -32,6 +32,7 @@ from safetensors.torch import save as safetensors_bytes
 from xclip.errors import InputError
 
 from ..atomic import atomic_open
+from ..fingerprint import old_fingerprint_problem
 from ..model import XCLIP
 from ..ownership import remove_owned, require_replaceable
 from .errors import one_line_error
@@ -146,6 +147,18 @@ class VideoIndex:
         """``ValueError`` unless ``model`` has the weights this index was built with."""
         want = self.model.get("fingerprint")
         have = model_fingerprint(model)
+        source = self.model.get("source") or "the model"
+        problem = old_fingerprint_problem(
+            have,
+            f"the exported folder {getattr(model, 'folder', source)}",
+            "export it again (`xclip-video export SOURCE -o FOLDER --overwrite`)",
+        ) or old_fingerprint_problem(
+            want,
+            f"the index (made with {source})",
+            f"rebuild it with `xclip-video embed VIDEOS --model {source} -o INDEX --overwrite`",
+        )
+        if problem is not None:
+            raise InputError(problem)
         if want and want != have:
             raise InputError(
                 f"the index was built with other model weights ({self.model.get('source')}, "

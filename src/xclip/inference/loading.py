@@ -8,13 +8,10 @@ weights fingerprint ties an embedding index to the weights that made it.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from xclip.errors import InputError
 
@@ -23,6 +20,7 @@ from ..config import list_models, registered_name
 from ..export.folder import is_export_folder
 from ..export.runtime import ExportedModel, load_exported
 from ..factory import create_model, load_model
+from ..fingerprint import weights_fingerprint
 from ..model import XCLIP
 
 logger = logging.getLogger(__name__)
@@ -100,18 +98,13 @@ def load_inference_model(
 
 
 def model_fingerprint(model: XCLIP | ExportedModel) -> str:
-    """A short hash of a few weight tensors: tells whether two models have the same weights (an
-    exported model carries the fingerprint of the weights it was exported from)."""
+    """``v2:`` + 16 hex digits that tell whether two models compute with the same weights: every
+    parameter and buffer (names, dtypes, shapes, bytes), hashed once per state of the weights
+    (:func:`xclip.fingerprint.weights_fingerprint`). An exported model carries the fingerprint
+    recorded at export: its source's for float32 graphs, another for int8 ones."""
     if isinstance(model, ExportedModel):
         return model.fingerprint
-    sd = model.state_dict()
-    h = hashlib.sha256()
-    for key in ("text_projection", "visual.proj", "visual.conv1.weight", "logit_scale"):
-        if key in sd:
-            t = sd[key].detach().to("cpu", torch.float32).contiguous()
-            h.update(key.encode())
-            h.update(t.numpy().tobytes())
-    return h.hexdigest()[:16]
+    return weights_fingerprint(model)
 
 
 def model_info(model: XCLIP | ExportedModel, source: str) -> dict[str, Any]:

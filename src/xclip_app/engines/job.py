@@ -78,6 +78,7 @@ def wants_collection_job(args: argparse.Namespace) -> bool:
 
 def run_collection(args: argparse.Namespace, task: str, labels: list[str] | None) -> int:
     """Run ``task`` (classify or embed) over ``args.videos`` into the Parquet ``args.output``."""
+    from xclip.fingerprint import old_fingerprint_problem  # lazy: CLI start-up
     from xclip.inference.loading import model_info  # lazy: CLI start-up
     from xclip_app.collection_inputs import expand_inputs  # lazy: CLI start-up
     from xclip_app.engines.work import ClipPreparer, ModelWorker  # lazy: CLI start-up
@@ -114,6 +115,15 @@ def run_collection(args: argparse.Namespace, task: str, labels: list[str] | None
     )  # fmt: skip
     preparer = ClipPreparer.for_model(model, num_clips=args.num_clips, num_crops=args.num_crops)
     info = model_info(model, args.model)
+    # an export by an older xclip has its source's old fingerprint, int8 or not: its rows could
+    # pass for another export's on resume
+    problem = old_fingerprint_problem(
+        info["fingerprint"],
+        f"the exported folder {args.model}",
+        "export it again (`xclip-video export SOURCE -o FOLDER --overwrite`) to run Parquet jobs",
+    )
+    if problem is not None:
+        raise UsageError(problem)
     job = {
         "model": info,
         "fingerprint": info["fingerprint"],

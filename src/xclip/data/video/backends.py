@@ -10,7 +10,7 @@ import numpy.typing as npt
 from xclip.data.video.decord_reader import DecordReader
 from xclip.data.video.pyav_reader import PyAVReader
 from xclip.data.video.reader import VideoReader, VideoSource
-from xclip.data.video.torchcodec_reader import TorchCodecReader
+from xclip.data.video.torchcodec_reader import TorchCodecReader, ffmpeg_problem
 from xclip.errors import InputError
 
 __all__ = ["BACKENDS", "available_backends", "backend_problem", "open_video", "read_frames"]
@@ -35,17 +35,14 @@ def backend_problem(name: str) -> str | None:
         raise InputError(f"unknown video backend {name!r}; choose from {', '.join(BACKENDS)}")
     module = {"pyav": "av", "torchcodec": "torchcodec", "decord": "decord"}[name]
     try:
-        mod = __import__(module)
+        __import__(module)
     except ImportError:
         extra = "" if name == "pyav" else " (pip install 'xclip[decoders]')"
         return f"{name} is not installed{extra}"
     except (OSError, RuntimeError) as e:  # a compiled library that cannot load its own
         return f"{name} is installed but cannot load: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
-    if name == "torchcodec" and getattr(mod, "ffmpeg_major_version", 0) is None:
-        return (
-            "torchcodec is installed but finds no usable FFmpeg libraries (install FFmpeg 4-8 "
-            "shared libraries, e.g. apt-get install ffmpeg, or use --backend pyav)"
-        )
+    if name == "torchcodec":
+        return ffmpeg_problem()
     return None
 
 

@@ -14,8 +14,25 @@ from xclip.data.video.reader import (
     normalise_source,
 )
 from xclip.data.video.watchdog import decode_watchdog
+from xclip.errors import InputError
 
-__all__ = ["TorchCodecReader"]
+__all__ = ["TorchCodecReader", "ffmpeg_problem"]
+
+NO_FFMPEG = (
+    "torchcodec is installed but finds no usable FFmpeg libraries (install FFmpeg 4-8 "
+    "shared libraries, e.g. apt-get install ffmpeg, or use --backend pyav)"
+)
+
+
+def ffmpeg_problem() -> str | None:
+    """Why the installed torchcodec cannot decode here, as one line, or ``None`` if it can.
+
+    torchcodec >= 0.17 imports without the system FFmpeg libraries and only fails at the first
+    decode; its ``ffmpeg_major_version`` is then ``None``.
+    """
+    import torchcodec  # lazy: optional dependency
+
+    return NO_FFMPEG if getattr(torchcodec, "ffmpeg_major_version", 0) is None else None
 
 
 class TorchCodecReader(VideoReader):
@@ -34,6 +51,12 @@ class TorchCodecReader(VideoReader):
     ):
         super().__init__(source, name=name, watchdog=watchdog)
         from torchcodec.decoders import VideoDecoder  # lazy: optional dependency
+
+        # without FFmpeg every file would "fail to open": say what is missing instead of calling
+        # each video unreadable
+        problem = ffmpeg_problem()
+        if problem is not None:
+            raise InputError(problem)
 
         source = normalise_source(source, self.path)
         try:
