@@ -338,10 +338,12 @@ def _params():
                                    id=f"{key[0]}:{key[1]}:{case}:{'ow' if overwrite else 'new'}")  # fmt: skip
 
 
-def run_case(key, case, overwrite, w: World, capsys) -> tuple[int, str, set[int]]:
+def run_case(key, case, overwrite, w: World, capsys, monkeypatch) -> tuple[int, str, set[int]]:
+    monkeypatch.chdir(w.root)  # an empty path that became "." would write here, seen below
     r = RECIPES[key]
     out, codes, proc = _case(case, w, r)
     before = w.user_files()
+    top = set(os.listdir(w.root))
     argv = r.argv(w, out) + (["--overwrite"] if overwrite else [])
     capsys.readouterr()
     try:
@@ -357,12 +359,14 @@ def run_case(key, case, overwrite, w: World, capsys) -> tuple[int, str, set[int]
     after = w.user_files()
     lost = {f for f in before if f not in after or after[f] != before[f]}
     assert not lost, f"{argv}: user files changed or gone: {sorted(lost)}"
+    if case == "an empty path":  # nothing written into the current folder instead
+        assert not {n for n in set(os.listdir(w.root)) - top if not kept_name(n)}, argv
     return rc, err, codes
 
 
 @pytest.mark.parametrize(("key", "case", "overwrite"), list(_params()))
-def test_hostile_matrix(key, case, overwrite, world, capsys):
-    rc, err, codes = run_case(key, case, overwrite, world, capsys)
+def test_hostile_matrix(key, case, overwrite, world, capsys, monkeypatch):
+    rc, err, codes = run_case(key, case, overwrite, world, capsys, monkeypatch)
     assert rc in codes, f"exit {rc}, expected {sorted(codes)}; stderr:\n{err}"
     if rc == 2:
         errors = [ln for ln in err.splitlines() if ": error: " in ln]

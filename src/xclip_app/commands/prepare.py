@@ -103,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
     from xclip_app.parquet_results import ResultTable, read_rows  # lazy: CLI start-up
     from xclip_app.transcode import PrepareWorker, TranscodeSettings  # lazy: CLI start-up
 
+    for name, value in (("SRC", args.src), ("DST", args.dst)):
+        if not str(value).strip():  # Path("") is the current folder: never a silent default
+            raise UsageError(f"{name} is empty; give a folder")
     src, dst = Path(args.src).resolve(), Path(args.dst).resolve()
     if not src.is_dir():
         raise UsageError(f"SRC must be a folder of videos, got {args.src}")
