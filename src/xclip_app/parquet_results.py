@@ -73,7 +73,7 @@ META_FILE = "_xclip.json"
 _JOB_KEYS = ("task", "fingerprint", "config", "labels", "template", "views", "precision", "extra")
 FORMAT_VERSION = 2  # 2: the ``location`` column
 #: the merge's window: rows sorted and written together (and the run readers' buffers together)
-MERGE_WINDOW_BYTES = 32 << 20
+MERGE_WINDOW_BYTES = 8 << 20
 _SCAN_ROWS = 65536  # rows per batch when only key columns are read
 
 
@@ -165,8 +165,12 @@ def _scan(files: Sequence[Path], schema: pa.Schema, columns: list[str] | None = 
         # one dataset a file: a dataset of many files keeps every file's metadata until the
         # scan ends (about 40 kB a part: 160 MB for a million rows in parts of 256)
         dataset = ds.dataset(str(f), schema=schema, format="parquet")
-        # use_threads=False: batches in order, and one batch in flight (memory)
-        yield from dataset.to_batches(columns=columns, batch_size=_SCAN_ROWS, use_threads=False)
+        # in order, and one batch in flight (the default reads 16 ahead: row groups of a
+        # published output are windows of tens of thousands of rows)
+        yield from dataset.to_batches(
+            columns=columns, batch_size=_SCAN_ROWS, use_threads=False, batch_readahead=1,
+            fragment_readahead=1,
+        )  # fmt: skip
 
 
 def _collect(arrays: Iterable[pa.Array]) -> pa.ChunkedArray:
@@ -395,7 +399,7 @@ class ResultTable:
                 f"work folder (the same video twice; the first row kept), e.g. {example}",
                 file=sys.stderr,
             )
-        kept_paths = paths.take(pa.array(keep))
+        kept_paths = paths.take(pa.array(keep)) if self.duplicates else paths  # no copy
         del paths
         return n, keep, keep[_sort_by_path(kept_paths, pa.array(keep)).to_numpy()]
 
