@@ -22,7 +22,7 @@ from xclip.inference import VideoClassifier, embed_videos
 from xclip_app.cli import main
 from xclip_app.collection_inputs import expand_inputs
 from xclip_app.exit_codes import UsageError
-from xclip_app.parquet_results import load_parquet_index, read_rows
+from xclip_app.parquet_results import ResultTable, load_parquet_index, read_rows
 
 pa = pytest.importorskip("pyarrow")
 
@@ -63,6 +63,27 @@ def _cli(*argv) -> int:
 
 def _common(tiny):
     return ["--model", tiny, "--device", "cpu", "--no-progress"]
+
+
+@pytest.fixture
+def rows_before_merge(monkeypatch):
+    """The paths of the rows each :meth:`ResultTable.finish` is about to merge (the earlier
+    output's and the work folder's parts), read before the merge that keeps one row a video."""
+    merged: list[list[str]] = []
+    finish = ResultTable.finish
+
+    def counting_finish(self):
+        self.flush()
+        earlier = [] if self.overwrite or not self.path.exists() else read_rows(self.path)
+        merged.append([r["path"] for r in earlier + read_rows(self.work)])
+        return finish(self)
+
+    monkeypatch.setattr(ResultTable, "finish", counting_finish)
+    return merged
+
+
+def _each_once(paths: list[str], videos: list[str]) -> None:
+    assert sorted(paths) == videos, f"{len(paths)} rows for {len(videos)} videos"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -151,7 +172,9 @@ def test_local_parquet_embed_equals_embed_videos_and_search_reads_it(
     assert len(lines) == len(ref.paths)
 
 
-def test_resume_skips_done_videos_and_refuses_other_settings(tiny, collection, tmp_path, capsys):
+def test_resume_skips_done_videos_and_refuses_other_settings(
+    tiny, collection, tmp_path, capsys, rows_before_merge
+):
     out = tmp_path / "parts"  # a folder of parts
     first = [collection / "v0.mp4", collection / "v1.mp4"]
     args = ["--labels", ",".join(LABELS), *_common(tiny), "--part-rows", "1"]
@@ -163,6 +186,8 @@ def test_resume_skips_done_videos_and_refuses_other_settings(tiny, collection, t
     assert _cli("classify", collection, *args, "-o", out) == 1  # broken.mp4, named
     err = capsys.readouterr().err
     assert "already holds 2 of 7" in err
+    _each_once(rows_before_merge[-1], _videos(collection))  # before the merge: not re-done
+    assert "duplicate" not in err
     rows = read_rows(out)
     assert sorted(r["path"] for r in rows) == _videos(collection)  # each once
     assert {r["path"]: r for r in rows}[str(first[0])] == before[str(first[0])]
@@ -247,9 +272,15 @@ def _driver_kill_then_rerun(tiny, folder: Path, out: Path, engine_args: list[str
     rerun = _spawn(argv)
     _, err = rerun.communicate(timeout=600)
     assert rerun.returncode == 1, err.decode()  # the broken video, named
-    assert f"already holds {done_before} of" in err.decode()
+    err = err.decode()
+    assert f"already holds {done_before} of" in err
+    # exactly once, counted before the merge: the parts of the killed run and the rerun's rows
+    # (the merge would drop a second row of a video, and say so)
+    new_rows = int(err.split(f"wrote {out}: ", 1)[1].split(" new row(s)")[0])
+    assert done_before + new_rows == len(_videos(folder)), err
+    assert "duplicate" not in err
     paths = [r["path"] for r in read_rows(out)]
-    assert sorted(paths) == _videos(folder) and len(set(paths)) == len(paths)  # exactly once
+    assert sorted(paths) == _videos(folder)
     assert not work.exists()
 
 
@@ -311,7 +342,9 @@ def _ray_worker_pids(kind: str) -> list[int]:
 
 
 @pytest.mark.slow
-def test_ray_worker_killed_mid_run_no_row_lost_or_duplicated(tiny, collection, tmp_path, local_ray):
+def test_ray_worker_killed_mid_run_no_row_lost_or_duplicated(
+    tiny, collection, tmp_path, local_ray, rows_before_merge, capsys
+):
     folder = _many(collection, 24)
     out = tmp_path / "emb.parquet"
     killed: list[int] = []
@@ -333,8 +366,9 @@ def test_ray_worker_killed_mid_run_no_row_lost_or_duplicated(tiny, collection, t
     t.join(timeout=5)
     assert killed, "no model worker was running while rows were written"
     assert rc == 1
-    paths = [r["path"] for r in read_rows(out)]
-    assert sorted(paths) == _videos(folder) and len(set(paths)) == len(paths)
+    _each_once(rows_before_merge[-1], _videos(folder))  # before the merge
+    assert "duplicate" not in capsys.readouterr().err
+    _each_once([r["path"] for r in read_rows(out)], _videos(folder))
 
 
 @pytest.mark.slow

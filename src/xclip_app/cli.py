@@ -60,7 +60,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     from xclip.data.video import VideoDecodeError  # lazy: CLI start-up
     from xclip.errors import InputError  # lazy: CLI start-up
-
     from xclip.ownership import held_outputs, release_outputs  # lazy: CLI start-up
 
     prog = f"xclip-video {args.command}"

@@ -12,6 +12,11 @@ one sorted list of unique video locations.
   pyarrow's file systems, or fsspec's when pyarrow does not know the scheme (both optional);
   a URI that names a folder contributes its videos. Remote videos are read as bytes by
   :func:`read_video_bytes` where they are decoded (a Ray task on any machine of the cluster).
+
+A video is identified by its **location** (:func:`video_location`): a local path resolved
+(absolute, symlinks followed, ``./`` and ``..`` gone; ``file://`` URIs become that path), any other
+URI as written. ``a.mp4``, ``./a.mp4``, ``/abs/a.mp4`` and ``link_to_folder/a.mp4`` are one video:
+listed once here, done once by a resumed job (:mod:`xclip_app.parquet_results`).
 """
 
 from __future__ import annotations
@@ -23,7 +28,14 @@ from pathlib import Path
 
 from xclip_app.exit_codes import UsageError
 
-__all__ = ["LIST_SUFFIXES", "expand_inputs", "is_uri", "read_video_bytes"]
+__all__ = [
+    "LIST_SUFFIXES",
+    "expand_inputs",
+    "is_uri",
+    "read_video_bytes",
+    "video_location",
+    "video_locations",
+]
 
 LIST_SUFFIXES = (".txt", ".lst", ".list")
 
@@ -32,6 +44,34 @@ def is_uri(s: str) -> bool:
     """``scheme://...`` with a scheme of two letters or more (``C:\\`` is a Windows path)."""
     head, sep, _ = s.partition("://")
     return bool(sep) and len(head) > 1 and head.replace("+", "").replace("-", "").isalnum()
+
+
+def video_location(path: str) -> str:
+    """Where the video ``path`` is, as one string per video (see the module docstring)."""
+    return video_locations([path])[0]
+
+
+def video_locations(paths: Iterable[str]) -> list[str]:
+    """:func:`video_location` of each of ``paths``. Each folder is resolved once (a million
+    videos in a few folders cost about one ``lstat`` each, not one per path component)."""
+    folders: dict[str, str] = {}
+    out = []
+    for p in paths:
+        if p.startswith("file://"):
+            p = p[len("file://") :]
+        elif is_uri(p):
+            out.append(p)
+            continue
+        head, name = os.path.split(p)
+        if name in ("", ".", ".."):
+            out.append(os.path.realpath(p))
+            continue
+        real_head = folders.get(head)
+        if real_head is None:
+            real_head = folders[head] = os.path.realpath(head or ".")
+        joined = os.path.join(real_head, name)
+        out.append(os.path.realpath(joined) if os.path.islink(joined) else joined)
+    return out
 
 
 def _is_video_name(name: str) -> bool:
@@ -144,12 +184,20 @@ def _expand_one(item: str, recursive: bool, seen: set[Path]) -> list[str]:
 
 
 def expand_inputs(items: Iterable[str], *, recursive: bool = True) -> list[str]:
-    """Every video of ``items`` (see the module docstring), sorted, each once. A missing path,
-    a glob or folder without videos, a list file that cannot be read: :class:`UsageError`."""
-    out: set[str] = set()
+    """Every video of ``items`` (see the module docstring), sorted, each location once (the first
+    name in sort order is kept). A missing path, a glob or folder without videos, a list file
+    that cannot be read: :class:`UsageError`."""
+    found: set[str] = set()
     for item in items:
-        out.update(_expand_one(os.fspath(item), recursive, set()))
-    return sorted(out)
+        found.update(_expand_one(os.fspath(item), recursive, set()))
+    names = sorted(found)
+    seen: set[str] = set()
+    out = []
+    for name, loc in zip(names, video_locations(names), strict=True):
+        if loc not in seen:
+            seen.add(loc)
+            out.append(name)
+    return out
 
 
 def read_video_bytes(uri: str) -> bytes:

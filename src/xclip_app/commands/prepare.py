@@ -137,10 +137,13 @@ def run(args: argparse.Namespace) -> int:
     table = ResultTable(dst / "_prepare.parquet", "prepare", job, overwrite=args.overwrite,
                         part_rows=args.part_rows)  # fmt: skip
     done = table.start()
-    todo = [v for v in videos if v not in done]
+    todo = table.pending(videos)
     check_not_foreign([Path(worker.target(v)) for v in todo], flag="DST")  # before any work
     if done:
-        print(f"xclip-video: {len(done)} of {len(videos)} already prepared", file=sys.stderr)
+        print(
+            f"xclip-video: {len(videos) - len(todo)} of {len(videos)} already prepared",
+            file=sys.stderr,
+        )
     t0 = time.perf_counter()
     if args.engine == "ray" and todo:
         from xclip_app.engines.ray_engine import init_ray  # lazy: optional dependency

@@ -101,15 +101,14 @@ def run(args: argparse.Namespace) -> int:
         write_labels_csv,
         write_video_list,
     )
+    from xclip.ownership import lock_output  # lazy: CLI start-up
+    from xclip_app.outputs import check_output  # lazy: CLI start-up
     from xclip_app.splits.kinetics600 import (  # lazy: CLI start-up
         k600_novel_classes,
         k600_zeroshot_subsets,
     )
     from xclip_app.splits.kshot import kshot_entries  # lazy: CLI start-up
     from xclip_app.splits.ucf_hmdb import hmdb51_splits, ucf101_splits  # lazy: CLI start-up
-
-    from xclip.ownership import lock_output  # lazy: CLI start-up
-    from xclip_app.outputs import check_output  # lazy: CLI start-up
 
     if args.protocol == "kshot":
         out = check_output(args.out, overwrite=args.overwrite, flag="-o", inputs=[args.list])

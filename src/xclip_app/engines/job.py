@@ -139,8 +139,8 @@ def run_collection(args: argparse.Namespace, task: str, labels: list[str] | None
         "extra": {"tokens": keep_tokens} if task == "embed" else {},
     }
     table = ResultTable(args.output, task, job, overwrite=args.overwrite, part_rows=args.part_rows)
-    done = table.start()
-    todo = [v for v in videos if v not in done]
+    done = table.start()  # how many videos the output holds: resume skips them by location
+    todo = table.pending(videos)
     if done:
         print(
             f"xclip-video: {args.output} already holds {len(videos) - len(todo)} of "
@@ -180,11 +180,11 @@ def run_collection(args: argparse.Namespace, task: str, labels: list[str] | None
     dt = time.perf_counter() - t0
     print(
         f"wrote {path}: {n_ok + len(failures)} new row(s) ({len(failures)} failed) in {dt:.1f}s, "
-        f"{len(done) + n_ok + len(failures)} in all",
+        f"{table.n_rows} in all",
         file=sys.stderr,
     )
     # the exit code and report cover the whole output: a rerun says what the first run said
     earlier = [VideoFailure(p, e) for p, e in sorted(table.earlier_failures.items())]
     report_failures(earlier + failures, len(videos))
     n_failed = len(failures) + len(earlier)
-    return exit_code(n_ok + len(done) - len(earlier), n_failed)
+    return exit_code(n_ok + done - len(earlier), n_failed)

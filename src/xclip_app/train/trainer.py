@@ -37,11 +37,11 @@ import torch
 from tqdm.auto import tqdm
 
 import xclip
-from xclip.ownership import lock_output
 from xclip.checkpoint import NATIVE_WEIGHTS, load_state_dict_strict, read_safetensors
 from xclip.data.mixup import CutmixMixupBlending
 from xclip.data.soft_targets import smoothed_one_hot, soft_target_cross_entropy
 from xclip.errors import InputError
+from xclip.ownership import lock_output
 from xclip.precision import autocast, resolve_precision
 
 from . import checkpointing as C
