@@ -66,14 +66,17 @@ def generate(out: Path, rows: int, part_rows: int, embed_dim: int) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from xclip.ownership import mark_dir, record_file
     from xclip_app.parquet_results import FORMAT, FORMAT_VERSION, META_FILE, result_schema
 
     schema = result_schema("embed")
     work = out.parent / f".{out.name}.xclip-work"
     work.mkdir(parents=True)
+    mark_dir(work, "parquet-work")  # as a killed job leaves it: xclip's own (xclip.ownership)
     job = {"format": FORMAT, "format_version": FORMAT_VERSION, "task": "embed", **JOB}
     job["config"] = {"embed_dim": embed_dim}
     (work / META_FILE).write_text(json.dumps(job, indent=1))
+    record_file(work / META_FILE)
     rng = np.random.default_rng(0)
     order = rng.permutation(rows)  # rows finish in no order (the ray engine)
     for k, start in enumerate(range(0, rows, part_rows)):
@@ -106,6 +109,7 @@ def generate(out: Path, rows: int, part_rows: int, embed_dim: int) -> None:
             schema=schema,
         )
         pq.write_table(table, work / f"part-20260101T000000-1-{k:06d}.parquet")
+        record_file(work / f"part-20260101T000000-1-{k:06d}.parquet")
 
 
 def video_paths_of(ids) -> list[str]:

@@ -159,6 +159,8 @@ def check_outputs(
     inputs: Iterable[PathLike | None] = (),
     protected_folders: Iterable[PathLike | None] = (),
     scanned_folders: Iterable[PathLike | None] = (),
+    folder: bool = False,
+    kind: str | None = None,
 ) -> None:
     """:func:`check_output` for the files of one output (an index and its sidecar files)."""
     inputs, protected, scanned = list(inputs), list(protected_folders), list(scanned_folders)
@@ -170,6 +172,8 @@ def check_outputs(
             inputs=inputs,
             protected=protected,
             scanned=scanned,
+            folder=folder,
+            kind=kind,
         )
 
 

@@ -104,7 +104,10 @@ def run_collection(args: argparse.Namespace, task: str, labels: list[str] | None
     t0 = time.perf_counter()
     videos = expand_inputs(args.videos, recursive=not args.no_recursive)
     # an existing output is continued (same settings) or replaced (--overwrite), checked below
-    check_outputs([guarded_file(args.output)], overwrite=True, **input_guards(args, videos))
+    out = args.output.rstrip("/") or args.output
+    folder = guarded_file(args.output) != out  # a folder of parts (else one .parquet file)
+    check_outputs([out], overwrite=True, folder=folder, kind="parquet" if folder else None,
+                  **input_guards(args, videos))  # fmt: skip
     model = load_model_from_args(args)
     template = read_templates(args)
     keep_tokens = task == "embed" and not getattr(args, "no_tokens", False)
