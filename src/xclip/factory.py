@@ -10,6 +10,7 @@ import torch
 
 from xclip.errors import InputError
 
+from . import ownership
 from . import pretrained as pretrained_weights
 from .atomic import atomic_dir
 from .checkpoint import (
@@ -246,7 +247,11 @@ def save_model(
     if out.exists():
         if not out.is_dir():
             raise InputError(f"{out} exists and is not a folder; save the model into a folder")
-        other = sorted(p.name for p in out.iterdir() if p.name not in MODEL_FOLDER_FILES)
+        other = sorted(
+            p.name
+            for p in out.iterdir()
+            if p.name not in MODEL_FOLDER_FILES and not ownership.internal_name(p.name)
+        )
         if other:
             shown = ", ".join(other[:5]) + (" ..." if len(other) > 5 else "")
             raise InputError(

@@ -17,6 +17,7 @@ import torch
 
 pytest.importorskip("av")
 
+from xclip.atomic import atomic_write_text  # noqa: E402
 from xclip.config import PreprocessConfig  # noqa: E402
 from xclip.data import VideoDataset, build_dataloader  # noqa: E402
 from xclip.data.annotations import write_labels_csv, write_video_list  # noqa: E402
@@ -258,11 +259,15 @@ def test_scan_refuses_outputs_that_exist_or_are_inputs(data, tmp_path, capsys):
     assert "holds the input" in capsys.readouterr().err
     # an existing report: refused without --overwrite, one line naming it
     old = tmp_path / "old.json"
-    old.write_text("earlier report\n")
+    atomic_write_text(old, "earlier report\n")  # an earlier output of xclip's
     assert cli_main([*args, "-o", str(old)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--overwrite" in err[0]
     assert old.read_text() == "earlier report\n"
+    mine = tmp_path / "mine.json"  # the user's own file: never replaced, --overwrite or not
+    mine.write_text("my notes\n")
+    assert cli_main([*args, "-o", str(mine), "--overwrite"]) == 2
+    assert "not written by xclip" in capsys.readouterr().err and mine.read_text() == "my notes\n"
     assert cli_main([*args, "-o", str(old), "--overwrite"]) == 1
     assert json.loads(old.read_text())["unreadable"] == 1
     # a list that does not exist: one line, exit 2

@@ -19,7 +19,7 @@ import torch
 pytest.importorskip("av")
 
 import xclip  # noqa: E402
-from xclip.ownership import kept_name
+from xclip.ownership import ForeignFileError, kept_name
 from xclip_app.cli import main as cli_main  # noqa: E402
 from xclip_app.train.evaluate import EvalResult, write_report  # noqa: E402
 
@@ -89,9 +89,12 @@ def test_eval_never_replaces_an_earlier_report_without_overwrite(toy, tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "already exists" in err[0] and "--overwrite" in err[0]
     assert _tree(out) == before
-    (out / "my_notes.txt").write_text("kept only until --overwrite replaces the folder")
-    assert _eval(toy, "--out", str(out), "--overwrite") == 0
-    assert not (out / "my_notes.txt").exists() and (out / "metrics.json").is_file()
+    (out / "my_notes.txt").write_text("the user's: the folder is no longer xclip's alone")
+    assert _eval(toy, "--out", str(out), "--overwrite") == 2
+    assert "my_notes.txt" in capsys.readouterr().err and _tree(out) == {**before, **_tree(out)}
+    (out / "my_notes.txt").unlink()
+    assert _eval(toy, "--out", str(out), "--overwrite") == 0  # xclip's own report: replaced
+    assert (out / "metrics.json").is_file()
     assert [
         p.name for p in tmp_path.iterdir() if p.name.startswith(".") and not kept_name(p.name)
     ] == []
@@ -101,7 +104,7 @@ def test_eval_default_report_is_versioned_and_never_in_the_checkpoint(toy, tmp_p
     monkeypatch.chdir(tmp_path)
     ckpt_before = _tree(toy["model"])
     assert _eval(toy) == 0 and _eval(toy) == 0
-    reports = sorted(p.name for p in (tmp_path / "runs/eval").iterdir())
+    reports = sorted(p.name for p in (tmp_path / "runs/eval").iterdir() if not kept_name(p.name))
     assert reports == ["model_1x1", "model_1x1-2"]
     assert _tree(toy["model"]) == ckpt_before  # the checkpoint folder is never written into
 
@@ -169,9 +172,11 @@ def test_write_report_versions_refuses_or_replaces_as_a_unit(tmp_path):
     assert (first.name, second.name) == ("r", "r-2")
     with pytest.raises(FileExistsError):
         write_report(res, tmp_path / "r", ["a", "b"], if_exists="refuse")
-    (first / "extra.txt").write_text("x")
+    (first / "extra.txt").write_text("x")  # the user's file inside: never deleted
+    with pytest.raises(ForeignFileError, match="extra.txt"):
+        write_report(res, tmp_path / "r", ["a", "b"], if_exists="replace", extra={"note": 1})
+    (first / "extra.txt").unlink()
     write_report(res, tmp_path / "r", ["a", "b"], if_exists="replace", extra={"note": 1})
-    assert not (first / "extra.txt").exists()
     assert json.loads((first / "metrics.json").read_text())["provenance"] == {"seed": 0, "note": 1}
     with pytest.raises(ValueError, match="one string"):
         write_report(res, tmp_path / "s", "ab")

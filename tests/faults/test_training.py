@@ -120,12 +120,16 @@ def test_overwrite_moves_the_old_run_aside_whole(toy, finished_run, tmp_path, ca
     assert _cli(toy, run, *FAST, "train.epochs=1", flags=("--overwrite",)) == 0
     assert f"the previous run is now {tmp_path / 'run.1'}" in capsys.readouterr().out
     assert _snapshot(tmp_path / "run.1") == before  # the old run, complete and unchanged
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "run.1"]
+    assert sorted(p.name for p in tmp_path.iterdir() if not kept_name(p.name)) == ["run", "run.1"]
     _assert_log_is_one_run(run, epochs=1, resumes=0)  # the new run's log holds no old rows
     assert [p.name for p in C.list_checkpoints(run)] == ["epoch_001"]
     # a second --overwrite keeps both earlier runs
     assert _cli(toy, run, *FAST, "train.epochs=1", flags=("--overwrite",)) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "run.1", "run.2"]
+    assert sorted(p.name for p in tmp_path.iterdir() if not kept_name(p.name)) == [
+        "run",
+        "run.1",
+        "run.2",
+    ]
     assert _snapshot(tmp_path / "run.1") == before
 
 
@@ -231,7 +235,7 @@ def test_kill_9_while_a_checkpoint_is_written_then_resume(toy, tmp_path):
         "real = xclip.save_model\n"
         "def slow(model, out, *a, **k):\n"
         "    real(model, out, *a, **k)\n"
-        "    if pathlib.Path(out).name.startswith('.tmp-epoch_002-'):\n"
+        "    if pathlib.Path(out).name.startswith('.xclip-tmp-epoch_002-'):\n"
         "        pathlib.Path(sys.argv[1]).write_text(str(out))\n"
         "        time.sleep(300)\n"
         "    return pathlib.Path(out)\n"
