@@ -65,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     prog = f"xclip-video {args.command}"
     earlier = held_outputs()  # a command run by another (the demo's train) keeps the caller's
     try:
+        refuse_empty_paths(args)
         return int(args._run(args) or 0)
     except (UsageError, InputError, VideoDecodeError, OSError) as e:
         # the user's input or environment: one line naming the problem and the fix
@@ -85,6 +86,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BUG
     finally:
         release_outputs(keep=earlier)  # this command's outputs: the next writer may start
+
+
+# every option that names a file or folder to read or write; "" would mean the current folder
+PATH_DESTS = ("output", "out", "json", "json_path", "clean_list", "dst", "src", "model", "index")
+
+
+def refuse_empty_paths(args: argparse.Namespace) -> None:
+    """An empty path (``-o ""``, an unset variable in a script) is a mistake in every command,
+    never the current folder or "no output": one line, exit 2."""
+    for dest in PATH_DESTS:
+        value = getattr(args, dest, None)
+        if isinstance(value, str) and not value.strip():
+            name = dest.upper() if dest in ("dst", "src") else "--" + dest.replace("_", "-")
+            raise UsageError(f"{name} is empty; give a path")
 
 
 def one_line(e: BaseException) -> str:

@@ -33,7 +33,7 @@ import torch
 import xclip
 from xclip.data.annotations import write_video_list
 from xclip.data.synthetic import write_video
-from xclip.ownership import kept_name
+from xclip.ownership import HOLDER_SUFFIX, LOCK_SUFFIX, kept_name
 from xclip_app.cli import build_parser, main
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -232,13 +232,21 @@ REFUSED, DONE = {2}, {0}
 
 
 def _hold_lock(out: Path, kill: bool) -> subprocess.Popen:
-    """A process that takes ``out``'s lock (and is SIGKILLed at once when ``kill``)."""
+    """A process that takes ``out``'s lock as :func:`xclip.ownership.lock_output` does (the
+    same lock file and holder note, without importing torch: seconds per case), SIGKILLed at
+    once when ``kill``."""
     code = (
-        "import sys, time; sys.path.insert(0, sys.argv[1]); from xclip import ownership; "
-        "ownership.lock_output(sys.argv[2]); print('locked', flush=True); time.sleep(120)"
+        "import json, os, socket, sys, time; from filelock import FileLock\n"
+        "lock, holder = sys.argv[1:3]\n"
+        "held = FileLock(lock, timeout=0); held.acquire()\n"
+        "open(holder, 'w').write(json.dumps({'pid': os.getpid(), 'host': socket.gethostname()}))\n"
+        "print('locked', flush=True); time.sleep(120)\n"
     )
+    out = Path(os.path.abspath(out))
+    lock = out.parent / f".{out.name}{LOCK_SUFFIX}"
+    holder = out.parent / f".{out.name}{HOLDER_SUFFIX}"
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, str(SRC), str(out)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", code, str(lock), str(holder)], stdout=subprocess.PIPE, text=True
     )
     assert proc.stdout.readline().strip() == "locked"
     if kill:
@@ -341,9 +349,9 @@ def run_case(key, case, overwrite, w: World, capsys, monkeypatch) -> tuple[int, 
     monkeypatch.chdir(w.root)  # an empty path that became "." would write here, seen below
     r = RECIPES[key]
     out, codes, proc = _case(case, w, r)
+    argv = r.argv(w, out) + (["--overwrite"] if overwrite else [])
     before = w.user_files()
     top = set(os.listdir(w.root))
-    argv = r.argv(w, out) + (["--overwrite"] if overwrite else [])
     capsys.readouterr()
     try:
         rc = main(argv)
