@@ -42,6 +42,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 from .errors import InputError
 
 __all__ = [
@@ -377,8 +379,6 @@ def lock_output(path: str | os.PathLike, *, flag: str = "-o") -> None:
     :func:`release_outputs`); a second live process gets :class:`OutputBusyError` naming the
     holder's process id and host. Reentrant within a process. Missing parent folders are
     created, and removed again at release if still empty (a failed start leaves nothing)."""
-    from filelock import FileLock, Timeout  # lazy: keeps `import xclip` light
-
     path = Path(os.path.abspath(path))
     key = str(path)
     with _held_guard:

@@ -32,7 +32,6 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from xclip.ownership import lock_output, require_replaceable
 from xclip_app.exit_codes import UsageError
 
 __all__ = [
@@ -87,6 +86,8 @@ def check_output(
     :func:`xclip.atomic.atomic_dir`; None: any xclip unit). ``lock``: take the output's lock.
     Returns ``path`` as a :class:`Path`.
     """
+    from xclip.ownership import lock_output, require_replaceable  # lazy: CLI start-up
+
     if path is None or str(path).strip() == "":
         raise UsageError(f"{flag} is empty; give a file or folder name")
     out = Path(path)

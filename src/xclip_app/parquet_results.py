@@ -292,7 +292,11 @@ class ResultTable:
         videos already done (:meth:`pending` leaves them out; those that failed are in
         :attr:`earlier_failures`)."""
         from xclip.atomic import atomic_write_text  # lazy: CLI start-up
-        from xclip.ownership import mark_dir, remove_owned, require_replaceable  # lazy: CLI
+        from xclip.ownership import (  # lazy: CLI start-up
+            mark_dir,
+            remove_owned,
+            require_replaceable,
+        )
 
         done_files: list[Path] = []
         empty = self.path.is_dir() and not any(self.path.iterdir())
