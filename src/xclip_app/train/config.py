@@ -16,6 +16,7 @@ the table in ``docs/training.md`` maps them.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import json
@@ -409,10 +410,8 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             number = float(value)
         elif isinstance(value, str):  # YAML 1.1 reads "8e-6" (no dot) as a string
-            try:
+            with contextlib.suppress(ValueError):
                 number = float(value)
-            except ValueError:
-                pass
         if number is None:
             raise ConfigError(f"{key} must be a number, got {value!r}")
         if not math.isfinite(number):
@@ -643,7 +642,8 @@ def config_differences(old: RunConfig | dict[str, Any], new: RunConfig) -> list[
 
 
 def check_paths(cfg: RunConfig, keys: Sequence[str]) -> None:
-    """Fail with the key's name when a data path is empty or still a ``/PATH/TO/`` placeholder."""
+    """Fail with the key's name when a data path is empty, still a ``/PATH/TO/`` placeholder,
+    or names nothing that exists: before any work, not when the loader first reads it."""
     for key in keys:
         section, _, name = key.partition(".")
         value = getattr(getattr(cfg, section), name)
@@ -653,6 +653,11 @@ def check_paths(cfg: RunConfig, keys: Sequence[str]) -> None:
             raise ConfigError(
                 f"{key} is the placeholder {value!r}; point it at your data, e.g. "
                 f"`{key}=/data/...` on the command line or in the recipe"
+            )
+        if not Path(value).exists():
+            raise ConfigError(
+                f"{key}: {value} does not exist; check the path (relative paths are relative to "
+                f"the folder you run in) and pass {key}=PATH"
             )
 
 
