@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     from xclip.data.video import find_videos  # lazy: CLI start-up
     from xclip.inference import VideoFailure  # lazy: CLI start-up
     from xclip.inference.errors import BAD_VIDEO_ERRORS, one_line_error  # lazy: CLI start-up
+    from xclip.inference.labels import prompts  # lazy: CLI start-up
     from xclip.inference.loading import model_info  # lazy: CLI start-up
     from xclip.inference.timeline import MAX_WINDOWS, TimelineError  # lazy: CLI start-up
 
@@ -101,7 +102,10 @@ def run(args: argparse.Namespace) -> int:
     if args.max_windows is not None and args.max_windows < 1:
         raise UsageError(f"--max-windows must be >= 1, got {args.max_windows}")
     labels = read_labels(args)
-    read_templates(args)  # a wrong template or templates file fails before the model loads
+    # a wrong template or templates file, or a text the encoder would cut, fails before the
+    # model loads
+    templates = read_templates(args)
+    prompts(labels, [templates] if isinstance(templates, str) else templates)
     if wants_collection_job(args):  # --engine ray or -o OUT.parquet (xclip_app.engines.job)
         return run_collection(args, "classify", labels)
     videos = find_videos(args.videos, recursive=not args.no_recursive)
