@@ -474,9 +474,11 @@ def download_pretrained(
     except (OSError, EntryNotFoundError, ValueError, *_HUB_TRANSPORT_ERRORS) as e:
         # hub answers (404, 401, offline and not cached) are OSError subclasses
         why = unreachable or _reason(e)
+        if _offline():
+            why = "HF_HUB_OFFLINE is set and the files are not in the cache (unset it to download)"
         errors.append(f"could not download {entry.name} from {_hub_url(entry)}: {why}")
     if _offline():
-        errors.append("HF_HUB_OFFLINE is set and the files are not in the cache")
+        pass  # the cache only: no request to GitHub either
     elif entry.gdrive_id is None:
         try:
             unreachable = _unreachable(entry.url)
