@@ -60,7 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     (a traceback for mistakes too) but never changes the code.
     """
     parser = build_parser()
-    args = parser.parse_args(argv)  # argparse itself exits 2 with one line on a bad flag
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # a bad flag (2, one line), --help or --version (0): returned too
+        return int(e.code or 0) if isinstance(e.code, int | None) else EXIT_USAGE
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
