@@ -79,14 +79,18 @@ def test_protocol_recipes():
     assert load_config(CONFIGS / "fewshot/hmdb51_k8.yaml").protocol.shots == [8]
 
 
-def test_placeholders_fail_with_the_key_name():
+def test_placeholders_fail_with_the_key_name(tmp_path):
     cfg = load_config(CONFIGS / "k400/b16_8f.yaml")
     with pytest.raises(
         ConfigError, match=r"data\.train_file is the placeholder '/PATH/TO/kinetics400/train.txt'"
     ):
         check_paths(cfg, ["data.train_file"])
-    cfg = load_config(CONFIGS / "k400/b16_8f.yaml", ["data.train_file=/data/train.txt"])
+    (tmp_path / "train.txt").write_text("a.mp4 0\n")
+    cfg = load_config(CONFIGS / "k400/b16_8f.yaml", [f"data.train_file={tmp_path}/train.txt"])
     check_paths(cfg, ["data.train_file"])
+    cfg = load_config(CONFIGS / "k400/b16_8f.yaml", [f"data.train_file={tmp_path}/nope.txt"])
+    with pytest.raises(ConfigError, match=r"data\.train_file: .*nope.txt does not exist"):
+        check_paths(cfg, ["data.train_file"])
     with pytest.raises(ConfigError, match="data.val_file is not set"):
         check_paths(load_config(None), ["data.val_file"])
 

@@ -27,7 +27,9 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -354,8 +356,10 @@ def _download_hf(
     revision: str | None,
     token: bool | str | None,
     progress: bool,
+    local_only: bool = False,
 ) -> Path:
-    """``config.json`` + the first weights file the hub repo has; returns their snapshot folder.
+    """``config.json`` + the first weights file the hub repo has; returns their snapshot folder
+    (``local_only``: from the cache only, as ``HF_HUB_OFFLINE``).
 
     Both files come from one commit: the weights are fetched first and ``config.json`` at the
     commit they came from, so a repository that changes between the two calls never mixes.
@@ -365,7 +369,7 @@ def _download_hf(
         "token": token,
         # read per call: HF_ENDPOINT set after huggingface_hub was imported still counts
         "endpoint": os.environ.get("HF_ENDPOINT") or None,
-        "local_files_only": _offline(),
+        "local_files_only": local_only or _offline(),
         "library_name": "xclip",
         "tqdm_class": None if progress else _SilentTqdm,
     }
@@ -390,6 +394,29 @@ def _download_hf(
             f"({config.parent} and {weights.parent}); pass revision= a commit of that repo"
         )
     return weights.parent
+
+
+# How long the reachability check waits for a TCP connection: a dropped-packet network fails
+# in this time instead of huggingface_hub's five retries with backoff (about 25 s).
+CONNECT_TIMEOUT = 3.0
+
+
+def _unreachable(url: str, timeout: float = CONNECT_TIMEOUT) -> str | None:
+    """Why the host of ``url`` cannot be reached (its name does not resolve, or no TCP
+    connection opens within ``timeout``), or ``None`` when it can; no HTTP request is made.
+    Behind a proxy (``HTTPS_PROXY``, ...) nothing is checked: the proxy may reach what this
+    machine cannot resolve."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.hostname or urllib.request.getproxies().get(parts.scheme):
+        return None
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            return None
+    except socket.gaierror as e:
+        return f"no network (cannot resolve {parts.hostname}: {e.strerror or e})"
+    except OSError as e:
+        return f"cannot connect to {parts.hostname}:{port} ({e.strerror or e or 'timed out'})"
 
 
 def _hub_url(entry: PretrainedWeights) -> str:
@@ -434,27 +461,40 @@ def download_pretrained(
         return original
     errors: list[str] = []
     hub_dir = None if cache_dir is None else Path(cache_dir).expanduser() / "hub"
+    # offline: the cache only; online: a host that cannot be reached fails in seconds, not
+    # after huggingface_hub's retries (a cached snapshot is still found with local_files_only)
+    unreachable = None if _offline() else _unreachable(_hub_url(entry))
     try:
-        return _download_hf(entry, hub_dir, revision=revision, token=token, progress=progress)
+        return _download_hf(
+            entry, hub_dir, revision=revision, token=token, progress=progress,
+            local_only=unreachable is not None,
+        )  # fmt: skip
     except DownloadError:
         raise
     except (OSError, EntryNotFoundError, ValueError, *_HUB_TRANSPORT_ERRORS) as e:
         # hub answers (404, 401, offline and not cached) are OSError subclasses
-        errors.append(f"could not download {entry.name} from {_hub_url(entry)}: {_reason(e)}")
+        why = unreachable or _reason(e)
+        if _offline():
+            why = "HF_HUB_OFFLINE is set and the files are not in the cache (unset it to download)"
+        errors.append(f"could not download {entry.name} from {_hub_url(entry)}: {why}")
     if _offline():
-        errors.append("HF_HUB_OFFLINE is set and the files are not in the cache")
+        pass  # the cache only: no request to GitHub either
     elif entry.gdrive_id is None:
         try:
+            unreachable = _unreachable(entry.url)
+            if unreachable:
+                raise ConnectionError(unreachable)
             return download_file(entry.url, original, sha256=entry.sha256, progress=progress)
         except DownloadError:
             raise
         except (urllib.error.URLError, OSError, ValueError) as e:
-            errors.append(f"could not download {entry.name} from {entry.url}: {_reason(e)}")
+            why = unreachable or _reason(e)
+            errors.append(f"could not download {entry.name} from {entry.url}: {why}")
     else:
         errors.append(f"the original file is on Google Drive: {entry.url}")
     raise DownloadError(
         "; ".join(errors) + f"; download it manually (the hub repo {_hub_url(entry)} or "
-        f"{entry.url}) and pass the path to xclip.load_model"
+        f"{entry.url}) and pass the path to xclip.load_model (on the command line: --model PATH)"
     )
 
 

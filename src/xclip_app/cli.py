@@ -9,6 +9,7 @@ import logging
 import pkgutil
 import sys
 import traceback
+import typing
 from collections.abc import Sequence
 from types import ModuleType
 
@@ -23,9 +24,18 @@ def _command_modules() -> list[ModuleType]:
     return mods
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose mistakes are one line (``PROG: error: ...``), not the usage
+    block argparse prints first: the exit-code contract's one line on stderr, exit 2. The
+    options are one ``--help`` away, and the line says so."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``xclip-video`` parser with one subparser per module of :mod:`xclip_app.commands`."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="xclip-video",
         description="X-CLIP video recognition: models, conversion, benchmarks, training, inference.",
     )
@@ -50,7 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     (a traceback for mistakes too) but never changes the code.
     """
     parser = build_parser()
-    args = parser.parse_args(argv)  # argparse itself exits 2 with one line on a bad flag
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # a bad flag (2, one line), --help or --version (0): returned too
+        return int(e.code or 0) if isinstance(e.code, int | None) else EXIT_USAGE
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",

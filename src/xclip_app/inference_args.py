@@ -206,17 +206,31 @@ def input_guards(
     return {"inputs": inputs, "protected_folders": protected, "scanned_folders": scanned}
 
 
+def _read_lines(path: Path, what: str, flag: str) -> list[str]:
+    """The stripped lines of a text file of labels or templates, without blank lines and
+    ``#`` comments; a missing file or one that is not UTF-8 is one line naming it."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        # utf-8-sig: a byte-order mark (Windows editors write one) is not part of the first line
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = e.object[: e.start].count(b"\n") + 1
+        raise UsageError(
+            f"{flag} {path} is not UTF-8 text (byte {e.object[e.start]:#04x} on line {line}); "
+            "save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8 IN > OUT`)"
+        ) from None
+    lines = [ln.strip() for ln in text.splitlines()]
+    return [ln for ln in lines if ln and not ln.startswith("#")]
+
+
 def read_labels(args: argparse.Namespace) -> list[str] | None:
     """Labels from ``--labels`` or ``--labels-file`` (validated), or None when neither is given."""
     from xclip.inference import check_labels  # lazy: CLI start-up
 
     if getattr(args, "labels_file", None):
         path = Path(args.labels_file)
-        if not path.is_file():
-            raise FileNotFoundError(f"labels file not found: {path}")
-        # utf-8-sig: a byte-order mark (Windows editors write one) is not part of the first label
-        lines = [ln.strip() for ln in path.read_text(encoding="utf-8-sig").splitlines()]
-        labels = [ln for ln in lines if ln and not ln.startswith("#")]
+        labels = _read_lines(path, "labels file", "--labels-file")
         if not labels:
             raise UsageError(f"labels file {path} has no labels; write one label per line")
     elif getattr(args, "labels", None) is not None:
@@ -237,10 +251,7 @@ def read_templates(args: argparse.Namespace) -> str | list[str]:
     path = getattr(args, "templates_file", None)
     if path:
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"templates file not found: {path}")
-        lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
-        items = [ln for ln in lines if ln and not ln.startswith("#")]
+        items = _read_lines(path, "templates file", "--templates-file")
         if not items:
             raise UsageError(
                 f"templates file {path} has no templates; write one per line, e.g. "

@@ -39,6 +39,7 @@ from xclip.inference import (
 )
 from xclip.ownership import kept_name
 from xclip_app.cli import main
+from xclip_app.exit_codes import EXIT_BUG
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 LABELS = ["cooking", "dancing"]
@@ -467,12 +468,10 @@ def test_a_bug_in_the_transform_fails_the_command_without_output(capsys, tiny_di
     out = tmp_path / "out.jsonl"
     monkeypatch.setattr(EvalTransform, "__call__", _broken_transform(TypeError("a bug")))
     argv = ["classify", folder, "--labels", "a,b", "--model", tiny_dir, "-o", out]
-    try:
-        rc = _run(capsys, *argv)[0]
-    except TypeError:
-        rc = None  # raised: cli.main leaves bugs to the interpreter (traceback, exit 1)
-    err = capsys.readouterr().err
-    assert rc not in (0, 1, 2)  # never "done", "some videos failed" or "your mistake"
+    rc, _, err = _run(capsys, *argv)
+    # a bug: 70 with the traceback, never "done", "some videos failed" or "your mistake"
+    assert rc == EXIT_BUG, err
+    assert "Traceback" in err and "TypeError: a bug" in err and "this is a bug in xclip" in err
     assert "skipped" not in err and "not a readable video" not in err
     assert not out.exists() and _leftovers(tmp_path) == []
 

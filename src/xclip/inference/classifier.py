@@ -29,7 +29,7 @@ from .errors import explain_decode_errors
 from .labels import check_labels, check_templates, ensemble_text_features, prompts
 from .pipeline import PreparedVideo, VideoInput, VideoPipeline, video_list
 from .results import Prediction, VideoFailure
-from .timeline import frame_windows
+from .timeline import MAX_WINDOWS, check_window, frame_windows
 
 logger = logging.getLogger(__name__)
 
@@ -230,18 +230,21 @@ class VideoClassifier(VideoPipeline):
         *,
         fps: float | None = None,
         labels: Sequence[str] | None = None,
+        max_windows: int | None = MAX_WINDOWS,
     ) -> list[Prediction]:
         """Predictions per time window of a long video (``window``/``stride`` in seconds; the
         default stride is the window). Windows start every ``stride`` seconds; the last one ends
         at the end of the video (it may be shorter); a video shorter than one window gives one
         window over the whole video. Each window is classified like a whole video (T frames at
         its segment centres). uint8 frames ``[N, H, W, 3]`` need ``fps``.
-        Times use the average frame rate of the file (``num_frames / duration``)."""
+        Times use the average frame rate of the file (``num_frames / duration``).
+        A window or stride shorter than one frame, or more than ``max_windows`` windows (``None``:
+        no limit), raise :class:`~xclip.inference.timeline.TimelineError` before any window
+        runs."""
         if isinstance(video, list | tuple):
             raise TypeError("timeline() takes one video; call it once per video")
         stride = window if stride is None else stride
-        if not window > 0 or not stride > 0:
-            raise InputError(f"window and stride must be > 0 seconds, got {window} and {stride}")
+        check_window(window, stride)
         labels = self.labels if labels is None else check_labels(labels)
         text = self.text_features(labels)
         if isinstance(video, np.ndarray | torch.Tensor):
@@ -264,7 +267,9 @@ class VideoClassifier(VideoPipeline):
                 if reader is not None:
                     fps, total = reader.metadata.fps, reader.num_frames
                 assert fps is not None
-                windows = frame_windows(total, fps, window, stride)
+                windows = frame_windows(
+                    total, fps, window, stride, max_windows=max_windows, source=source
+                )
                 per_call = max(1, self.batch_size // (self.num_clips * self.num_crops))
                 for c in range(0, len(windows), per_call):
                     chunk = windows[c : c + per_call]

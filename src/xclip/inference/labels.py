@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from xclip.errors import InputError
+from xclip.tokenizer import CONTEXT_LENGTH, get_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +22,8 @@ def _label_key(label: str) -> str:
 
 
 def check_labels(labels: Iterable[str]) -> list[str]:
-    """Stripped labels, or ``ValueError`` for an empty set, an empty label or duplicates.
+    """Stripped labels, or ``ValueError`` for an empty set, an empty label, duplicates or a
+    label longer than the text encoder reads (see :func:`prompts`).
 
     Labels that differ only in case or spacing count as duplicates: the tokenizer lower-cases
     and collapses whitespace, so they would get identical embeddings and split the probability.
@@ -63,6 +65,7 @@ def check_labels(labels: Iterable[str]) -> list[str]:
             f"duplicate labels: {', '.join(dups)}; give each label once (case and spacing are "
             f"ignored by the tokenizer)"
         )
+    prompts(out, ["{}"])  # each label fits the text encoder (with a template: prompts())
     if len(out) == 1:
         logger.warning("only one label given: its probability is always 1; add alternatives")
     return out
@@ -94,10 +97,36 @@ def check_templates(templates: str | Sequence[str]) -> list[str]:
     return out
 
 
-def prompts(labels: Sequence[str], templates: Sequence[str]) -> list[str]:
+def _short(text: str, n: int = 40) -> str:
+    return repr(text if len(text) <= n else text[:n] + "...")
+
+
+def prompts(labels: Sequence[str], templates: Sequence[str], *, what: str = "label") -> list[str]:
     """The texts of every (template, label), template-major: ``len(templates) * len(labels)``
-    strings, the order :func:`ensemble_text_features` expects."""
-    return [t.replace("{}", lb) for t in templates for lb in labels]
+    strings, the order :func:`ensemble_text_features` expects.
+
+    A text longer than the text encoder reads (:data:`~xclip.tokenizer.CONTEXT_LENGTH` tokens
+    with its start and end tokens) raises ``InputError`` naming the ``what`` (label, query) and
+    the template, and showing where it would be cut: cut silently, two long labels that differ
+    only at their ends would become the same label.
+    """
+    texts = [t.replace("{}", lb) for t in templates for lb in labels]
+    tokenizer = get_tokenizer()
+    room = CONTEXT_LENGTH - 2  # the start and end tokens
+    for i, text in enumerate(texts):
+        ids = tokenizer.encode(text)
+        if len(ids) > room:
+            t, k = divmod(i, len(labels))
+            kept = tokenizer.decode(ids[:room])
+            where = f"{what} {k + 1} ({_short(labels[k])})" if len(labels) > 1 else what
+            if templates[t] != "{}":
+                where += f" in template {_short(templates[t])}"
+            raise InputError(
+                f"{where} is {len(ids) + 2} tokens, more than the text encoder's "
+                f"{CONTEXT_LENGTH} tokens: it would be cut after '...{kept[-40:]}' (dropping "
+                f"'{tokenizer.decode(ids[room:])[:40]}...'); shorten it"
+            )
+    return texts
 
 
 def ensemble_text_features(features: torch.Tensor, num_templates: int) -> torch.Tensor:

@@ -21,7 +21,7 @@ from xclip.errors import InputError
 from ..model import XCLIP, VideoFeatures
 from ..tokenizer import tokenize
 from .index import VideoIndex
-from .labels import check_labels, check_template
+from .labels import check_labels, check_template, prompts
 from .loading import model_info
 from .pipeline import VideoInput, VideoPipeline, video_list
 from .results import SearchHit, VideoFailure
@@ -97,9 +97,7 @@ def embed_videos(
     if labels is not None:
         with torch.inference_mode(), pipe.autocast():
             text = (
-                pipe.model.encode_text(
-                    tokenize([template.replace("{}", lb) for lb in labels]).to(pipe.device)
-                )
+                pipe.model.encode_text(tokenize(prompts(labels, [template])).to(pipe.device))
                 .float()
                 .cpu()
             )
@@ -171,7 +169,8 @@ def search(
         return []
     device = next(model.parameters()).device
     with torch.inference_mode():
-        tokens = tokenize([check_template(template).replace("{}", query.strip())]).to(device)
+        texts = prompts([query.strip()], [check_template(template)], what="query")
+        tokens = tokenize(texts).to(device)
         text = model.encode_text(tokens).float()  # [1, C]
         if method == "cosine":
             scores = F.normalize(index.embeds.to(device), dim=-1) @ F.normalize(text, dim=-1)[0]

@@ -11,6 +11,7 @@ import sys
 
 from xclip_app.bench.clips import CLIPS, DEFAULT_CLIPS
 from xclip_app.exit_codes import EXIT_OK, EXIT_SOME_FAILED
+from xclip_app.option_types import positive_float
 
 NAME = "bench"
 HELP = "benchmarks: `bench model` times xclip against transformers.XCLIPModel (same weights)"
@@ -48,7 +49,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
         help="no ONNX Runtime rows (default: exported and timed when onnxruntime is installed)",
     )
     p.add_argument("--no-peak", action="store_true", help="skip the matmul peak measurement")
-    p.add_argument("--peak-seconds", type=float, default=1.0, help="time spent per matmul peak")
+    p.add_argument(
+        "--peak-seconds", type=positive_float(), default=1.0, help="time spent per matmul peak"
+    )
     p.add_argument("--warmup", type=int, default=2, help="untimed calls per configuration")
     p.add_argument("--json", dest="json_path", default=None, help="write every number to this file")
 
@@ -97,7 +100,7 @@ def add_engines_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--videos", type=int, default=16, help="videos per run (default 16)")
     p.add_argument("--frames", type=int, default=150, help="frames per generated clip")
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="ray model workers")
-    p.add_argument("--cpus-per-worker", type=float, default=1)
+    p.add_argument("--cpus-per-worker", type=positive_float(), default=1)
     p.add_argument("--no-ray", action="store_true", help="local engine and decoding only")
     p.add_argument("--json", default=None, help="write every number here")
 

@@ -33,6 +33,7 @@ from xclip_app.inference_output import (
     progress_bar,
     report_failures,
 )
+from xclip_app.option_types import positive_float
 from xclip_app.outputs import check_outputs
 
 NAME = "classify"
@@ -64,8 +65,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-recursive", action="store_true", help="do not descend into sub-folders")
     g.add_argument("--timings", action="store_true", help="print per-stage timings to stderr")
     t = p.add_argument_group("long videos")
-    t.add_argument("--window", type=float, help="seconds per window: a timeline of predictions")
-    t.add_argument("--stride", type=float, help="seconds between window starts (default: --window)")
+    t.add_argument(
+        "--window",
+        type=positive_float(),
+        help="seconds per window (at least one frame): a timeline of predictions",
+    )
+    t.add_argument(
+        "--stride",
+        type=positive_float(),
+        help="seconds between window starts (at least one frame; default: --window)",
+    )
+    t.add_argument(
+        "--max-windows",
+        type=int,
+        default=None,
+        help="the most windows one video may have; a video with more is refused before any "
+        "window runs (default 10000, xclip.inference.timeline.MAX_WINDOWS; raise it to "
+        "confirm a longer run)",
+    )
     add_engine_arguments(p)  # collections: --engine ray, Parquet -o (xclip_app.engines.job)
 
 
@@ -73,19 +90,22 @@ def run(args: argparse.Namespace) -> int:
     from xclip.data.video import find_videos  # lazy: CLI start-up
     from xclip.inference import VideoFailure  # lazy: CLI start-up
     from xclip.inference.errors import BAD_VIDEO_ERRORS, one_line_error  # lazy: CLI start-up
+    from xclip.inference.labels import prompts  # lazy: CLI start-up
     from xclip.inference.loading import model_info  # lazy: CLI start-up
+    from xclip.inference.timeline import MAX_WINDOWS, TimelineError  # lazy: CLI start-up
 
     t_start = time.perf_counter()
     if args.top_k < 0:
         raise UsageError(f"--top-k must be >= 0, got {args.top_k}")
     if args.stride is not None and args.window is None:
         raise UsageError("--stride needs --window (the window length in seconds)")
-    if args.window is not None and (
-        args.window <= 0 or (args.stride is not None and args.stride <= 0)
-    ):
-        raise UsageError("--window and --stride must be > 0 seconds")
+    if args.max_windows is not None and args.max_windows < 1:
+        raise UsageError(f"--max-windows must be >= 1, got {args.max_windows}")
     labels = read_labels(args)
-    read_templates(args)  # a wrong template or templates file fails before the model loads
+    # a wrong template or templates file, or a text the encoder would cut, fails before the
+    # model loads
+    templates = read_templates(args)
+    prompts(labels, [templates] if isinstance(templates, str) else templates)
     if wants_collection_job(args):  # --engine ray or -o OUT.parquet (xclip_app.engines.job)
         return run_collection(args, "classify", labels)
     videos = find_videos(args.videos, recursive=not args.no_recursive)
@@ -116,9 +136,12 @@ def run(args: argparse.Namespace) -> int:
         with open_output(args.output, overwrite=args.overwrite) as out:
             writer = PredictionWriter(args.format, out, top_k, header)
             if args.window is not None:
+                limit = MAX_WINDOWS if args.max_windows is None else args.max_windows
                 for v in videos:
                     try:
-                        windows = clf.timeline(v, args.window, args.stride)
+                        windows = clf.timeline(v, args.window, args.stride, max_windows=limit)
+                    except TimelineError as e:  # in the options' own words: one line, exit 2
+                        raise UsageError(e.explain("--window", "--stride", "--max-windows")) from e
                     except BAD_VIDEO_ERRORS as e:  # only the decoder's and the file system's
                         msg = one_line_error(e)
                         failures.append(VideoFailure(v, msg.removeprefix(f"{v}: ")))

@@ -15,6 +15,7 @@ import argparse
 
 from xclip_app.exit_codes import UsageError
 from xclip_app.inference_args import add_overwrite_argument
+from xclip_app.option_types import finite_float
 
 NAME = "interpolate"
 HELP = (
@@ -35,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a = p.add_mutually_exclusive_group(required=True)
     a.add_argument(
         "--alpha",
-        type=float,
+        type=finite_float(0.0, 1.0),
         help="weight of the fine-tuned model: (1 - A) * CLIP + A * fine-tuned, A in [0, 1]",
     )
     a.add_argument(

@@ -60,11 +60,12 @@ def _rewrite_annotations(
     files: list[str], src: Path, dst: Path, ok: dict[str, str], overwrite: bool
 ) -> None:
     from xclip.atomic import atomic_write_text  # lazy: CLI start-up
+    from xclip.data.annotations.text import read_annotation_text  # lazy: CLI start-up
 
     for name in files:
         p = Path(name)
         try:
-            lines = p.read_text(encoding="utf-8").splitlines()
+            lines = read_annotation_text(p).splitlines()
         except FileNotFoundError:
             raise UsageError(f"annotation list not found: {p}") from None
         out, dropped = [], 0

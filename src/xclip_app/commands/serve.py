@@ -20,6 +20,7 @@ from xclip_app.inference_args import (
     load_model_from_args,
     read_labels,
 )
+from xclip_app.option_types import positive_float
 
 NAME = "serve"
 HELP = "start a local web page + JSON API to classify videos with your own labels"
@@ -45,11 +46,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--template", default="{}", help="default prompt template (default: {})")
     g.add_argument("--videos-dir", help="a folder whose videos the page offers to pick")
     g.add_argument(
-        "--max-upload-mb", type=float, default=100.0, help="upload size limit in MiB (default 100)"
+        "--max-upload-mb",
+        type=positive_float(),
+        default=100.0,
+        help="upload size limit in MiB (default 100)",
     )
     g.add_argument(
         "--max-upload-memory-mb",
-        type=float,
+        type=positive_float(),
         help="upload bytes held in memory at once, all requests together; more get a 503 "
         "(default: 2 x --max-upload-mb)",
     )

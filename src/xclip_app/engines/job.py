@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from xclip_app.exit_codes import UsageError
+from xclip_app.option_types import finite_float, positive_float
 
 __all__ = ["ENGINES", "add_engine_arguments", "run_collection", "wants_collection_job"]
 
@@ -42,13 +43,13 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--gpus-per-worker",
-        type=float,
+        type=finite_float(0.0),
         default=0,
         help="ray: GPUs per model worker (0 = CPU; 0.5 = two workers share a GPU) (default 0)",
     )
     g.add_argument(
         "--cpus-per-worker",
-        type=float,
+        type=positive_float(),
         default=1,
         help="ray: CPUs (torch threads) per model worker without GPU (default 1)",
     )

@@ -29,7 +29,7 @@ __all__ = ["TrainableClassifier", "build_classifier", "class_tokens", "load_clas
 def class_tokens(names: list[str], templates: list[str] | tuple[str, ...] = ()) -> torch.Tensor:
     """Token ids of the class texts: the names as they are (no ``templates``, the paper's way)
     or every (template, name), template-major (``data.templates``: a label-text ensemble)."""
-    return xclip.tokenize(prompts(names, list(templates)) if templates else names)
+    return xclip.tokenize(prompts(names, list(templates) or ["{}"], what="class name"))
 
 
 class TrainableClassifier(nn.Module):

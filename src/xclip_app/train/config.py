@@ -16,9 +16,11 @@ the table in ``docs/training.md`` maps them.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import json
+import math
 import types
 import typing
 from collections.abc import Sequence
@@ -295,6 +297,23 @@ class RunConfig:
             )
         if t.distill_weight < 0:
             raise ConfigError(f"train.distill_weight must be >= 0, got {t.distill_weight}")
+        for name, value in (
+            ("train.min_lr", t.min_lr),
+            ("train.new_module_lr_mult", t.new_module_lr_mult),
+            ("train.prompts_lr_mult", t.prompts_lr_mult),
+        ):
+            if value is not None and value < 0:
+                raise ConfigError(f"{name} must be >= 0 (or null), got {value}")
+        if t.clip_grad_norm is not None and not t.clip_grad_norm > 0:
+            raise ConfigError(
+                f"train.clip_grad_norm must be > 0 (the largest gradient norm kept), or null for "
+                f"no clipping; got {t.clip_grad_norm}"
+            )
+        if not t.eps > 0:
+            raise ConfigError(f"train.eps must be > 0 (AdamW's denominator term), got {t.eps}")
+        for i, beta in enumerate(t.betas):
+            if not 0.0 <= beta < 1.0:
+                raise ConfigError(f"train.betas[{i}] must be in [0, 1), got {beta}")
         for i, tpl in enumerate(self.data.templates):
             if tpl.count("{}") != 1:
                 raise ConfigError(
@@ -387,14 +406,18 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             return int(value)
         raise ConfigError(f"{key} must be an integer, got {value!r}")
     if tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "8e-6" (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{key} must be a number, got {value!r}")
+            number = float(value)
+        elif isinstance(value, str):  # YAML 1.1 reads "8e-6" (no dot) as a string
+            with contextlib.suppress(ValueError):
+                number = float(value)
+        if number is None:
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        if not math.isfinite(number):
+            # NaN compares false with every bound, so no range check below would catch it
+            raise ConfigError(f"{key} must be a finite number, got {value!r}")
+        return number
     if tp is str:
         if isinstance(value, str):
             return value
@@ -619,7 +642,8 @@ def config_differences(old: RunConfig | dict[str, Any], new: RunConfig) -> list[
 
 
 def check_paths(cfg: RunConfig, keys: Sequence[str]) -> None:
-    """Fail with the key's name when a data path is empty or still a ``/PATH/TO/`` placeholder."""
+    """Fail with the key's name when a data path is empty, still a ``/PATH/TO/`` placeholder,
+    or names nothing that exists: before any work, not when the loader first reads it."""
     for key in keys:
         section, _, name = key.partition(".")
         value = getattr(getattr(cfg, section), name)
@@ -629,6 +653,11 @@ def check_paths(cfg: RunConfig, keys: Sequence[str]) -> None:
             raise ConfigError(
                 f"{key} is the placeholder {value!r}; point it at your data, e.g. "
                 f"`{key}=/data/...` on the command line or in the recipe"
+            )
+        if not Path(value).exists():
+            raise ConfigError(
+                f"{key}: {value} does not exist; check the path (relative paths are relative to "
+                f"the folder you run in) and pass {key}=PATH"
             )
 
 

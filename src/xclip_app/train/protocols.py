@@ -121,6 +121,11 @@ def run_zeroshot(
                     + ("not set" if not v else f"the placeholder {v!r}")
                     + "; point it at your files (xclip-video splits makes them)"
                 )
+            if not Path(v).exists():
+                raise InputError(
+                    f"protocol.eval_sets[{i}].{key} ({s.name or i}): {v} does not exist; "
+                    "point it at your files (xclip-video splits makes them)"
+                )
     if is_placeholder(cfg.data.root):
         check_paths(cfg, ["data.root"])
     clf = load_classifier(checkpoint).to(info.device)
@@ -172,9 +177,7 @@ def run_fewshot(
     cfg: RunConfig, info: D.DistInfo, resume: str | None = None
 ) -> list[dict[str, Any]]:
     p = cfg.protocol
-    if not p.train_file or is_placeholder(p.train_file):
-        check_paths(cfg, ["protocol.train_file"])
-    check_paths(cfg, ["data.val_file", "data.label_list"])
+    check_paths(cfg, ["protocol.train_file", "data.val_file", "data.label_list"])
     k_classes = len(read_labels_csv(cfg.data.label_list))
     entries = read_video_list(p.train_file, num_classes=k_classes)
     out = []

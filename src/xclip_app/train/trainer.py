@@ -154,6 +154,8 @@ class Trainer:
         cfg, info = self.cfg, self.info
         self._setup_runtime()
         check_paths(cfg, ["data.train_file", "data.label_list"])
+        if cfg.data.root:
+            check_paths(cfg, ["data.root"])
         if cfg.test.eval_every or cfg.test.final_eval:
             check_paths(cfg, ["data.val_file"])
         plan = self._plan()

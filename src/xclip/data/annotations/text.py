@@ -6,15 +6,25 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from xclip.errors import InputError
+
 from ...atomic import atomic_write_text
 
 
 def read_annotation_text(path: str | os.PathLike) -> str:
-    """The text of an annotation file; ``FileNotFoundError`` naming the file if there is none."""
+    """The text of an annotation file; ``FileNotFoundError`` naming the file if there is none,
+    :class:`~xclip.errors.InputError` naming it if it is not UTF-8."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"annotation file not found: {p}")
-    return p.read_text(encoding="utf-8-sig")
+    try:
+        return p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = e.object[: e.start].count(b"\n") + 1
+        raise InputError(
+            f"{p} is not UTF-8 text (byte {e.object[e.start]:#04x} on line {line}); save it as "
+            "UTF-8 (e.g. `iconv -f latin1 -t utf-8 IN > OUT`)"
+        ) from None
 
 
 def write_annotation_text(path: str | os.PathLike, text: str) -> Path:
