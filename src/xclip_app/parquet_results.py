@@ -260,8 +260,17 @@ class ResultTable:
         self.n_rows = 0  # rows of the published output, set by finish()
 
     def _same_job(self, meta: dict[str, Any] | None) -> list[str]:
+        from xclip.fingerprint import old_fingerprint_problem  # lazy: CLI start-up
+
         if meta is None:
             return ["(no xclip metadata)"]
+        problem = old_fingerprint_problem(
+            meta.get("fingerprint"),
+            f"{self.path}",
+            "rerun with --overwrite to start over, or choose another -o",
+        )
+        if problem:
+            raise UsageError(problem)
         return [k for k in _JOB_KEYS if meta.get(k) != self.job.get(k)]
 
     def _refuse(self, where: Path, diff: list[str]) -> UsageError:
