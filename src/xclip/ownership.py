@@ -180,7 +180,11 @@ def _matches(st: os.stat_result, path: Path, recs: list[dict]) -> bool:
 
 def is_owned(path: str | os.PathLike, kind: str | None = None) -> bool:
     """Whether xclip can prove it wrote ``path`` (see the module doc); for a folder, whether
-    it is a unit (of ``kind``, when given) every file of which is ours."""
+    it is a unit (of ``kind``, when given) every file of which is ours. False for a missing
+    path (nothing there was proven written)."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return False
     return not foreign_files(path, kind, limit=1)
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "check_not_foreign",
     "check_output",
     "check_outputs",
+    "check_work_folder",
     "is_within",
     "output_error",
     "versioned",
@@ -195,6 +196,36 @@ def check_not_foreign(paths: Iterable[PathLike], *, flag: str) -> None:
             f"replaces a file it did not write, --overwrite included: move "
             f"{'it' if len(found) == 1 else 'them'} away or choose another {flag}"
         )
+
+
+def check_work_folder(path: PathLike, kind: str, *, flag: str, marker: str) -> Path:
+    """A folder a command fills file by file (``prepare``'s DST, the demo's folder): new, empty,
+    or an earlier output of the same command (``marker``, a file xclip wrote in it; or a unit of
+    ``kind``). Anything else is a user's folder: one line, exit 2, nothing written. Locked."""
+    from xclip.ownership import internal_name, is_owned, lock_output, unit_kind  # lazy: CLI
+
+    if not str(path).strip():
+        raise UsageError(f"{flag} is empty; give a folder")
+    out = Path(path)
+    if out.is_symlink() and not out.exists():
+        raise UsageError(f"{flag} {out} is a dangling symlink; choose another {flag}")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{flag} {out} is a file; give a folder")
+    if out.is_dir():
+        names = [n for n in os.listdir(out) if not internal_name(n)]
+        ours = unit_kind(out) == kind or is_owned(out / marker)
+        if names and not ours:
+            raise UsageError(
+                f"{flag} {out} holds files xclip did not write (e.g. {sorted(names)[0]}); "
+                f"choose a new or empty folder, or an earlier {kind} output"
+            )
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write {out}: no permission to write in {parent}")
+    lock_output(out, flag=flag)
+    return out
 
 
 def output_error(path: PathLike, e: OSError) -> UsageError:

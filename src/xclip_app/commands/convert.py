@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
-
-from xclip_app.exit_codes import UsageError
 
 NAME = "convert"
 HELP = (
@@ -27,21 +24,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import xclip  # lazy: CLI start-up
+    from xclip_app.outputs import check_output  # lazy: CLI start-up
 
-    src, out = Path(args.input), Path(args.output)
-    if (
-        src.exists()
-        and out.exists()
-        and (os.path.samefile(src, out) or src.resolve().is_relative_to(out.resolve()))
-    ):
-        raise UsageError(
-            f"the output {out} is also the input; write the converted model to another folder "
-            f"(--overwrite never replaces an input)"
-        )
-    if out.exists() and not args.overwrite:
-        raise UsageError(
-            f"{out} already exists; add --overwrite to replace it, or choose another output"
-        )
+    src = Path(args.input)
+    out = check_output(
+        args.output, overwrite=args.overwrite, flag="OUTPUT", folder=True, kind="model",
+        inputs=[src] if src.exists() else [],
+    )  # fmt: skip
     model = xclip.load_model(args.input, num_frames=args.num_frames)
     out = xclip.save_model(model, out, format=args.to, overwrite=args.overwrite)
     c = model.cfg

@@ -50,7 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from xclip_app.demo.pipeline import run_demo  # lazy: CLI start-up
     from xclip_app.demo.report import summary_lines  # lazy: CLI start-up
+    from xclip_app.outputs import check_work_folder  # lazy: CLI start-up
 
+    check_work_folder(args.out, "demo", flag="--out", marker="report/results.json")
     res = run_demo(
         args.out,
         "quick" if args.quick else "full",

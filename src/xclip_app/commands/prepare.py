@@ -94,19 +94,25 @@ def _rewrite_annotations(
 def run(args: argparse.Namespace) -> int:
     from xclip.data.video import find_videos  # lazy: CLI start-up
     from xclip.inference import VideoFailure  # lazy: CLI start-up
-    from xclip.ownership import lock_output  # lazy: CLI start-up
     from xclip_app.inference_output import (  # lazy: CLI start-up
         exit_code,
         progress_bar,
         report_failures,
     )
-    from xclip_app.outputs import check_not_foreign, is_within  # lazy: CLI start-up
+    from xclip_app.outputs import (  # lazy: CLI start-up
+        check_not_foreign,
+        check_work_folder,
+        is_within,
+    )
     from xclip_app.parquet_results import ResultTable, read_rows  # lazy: CLI start-up
     from xclip_app.transcode import PrepareWorker, TranscodeSettings  # lazy: CLI start-up
 
     for name, value in (("SRC", args.src), ("DST", args.dst)):
         if not str(value).strip():  # Path("") is the current folder: never a silent default
             raise UsageError(f"{name} is empty; give a folder")
+    # new, empty, or an earlier prepare output (as typed: a dangling link is refused, not
+    # followed); locked: one writer at a time
+    check_work_folder(args.dst, "prepared", flag="DST", marker="_prepare.parquet")
     src, dst = Path(args.src).resolve(), Path(args.dst).resolve()
     if not src.is_dir():
         raise UsageError(f"SRC must be a folder of videos, got {args.src}")
@@ -130,9 +136,6 @@ def run(args: argparse.Namespace) -> int:
                 f"the annotation list {a} is DST/{a.name}, where its rewritten copy would go; "
                 f"keep the list outside DST (--overwrite never replaces an input)"
             )
-    if dst.exists() and not dst.is_dir():
-        raise UsageError(f"DST {args.dst} is a file; give a folder")
-    lock_output(dst, flag="DST")  # one writer at a time
     check_not_foreign([dst / "_prepare.parquet", *(dst / a.name for a in lists)], flag="DST")
     job = {"extra": {"src": str(src), **settings.to_dict()}}
     table = ResultTable(dst / "_prepare.parquet", "prepare", job, overwrite=args.overwrite,
