@@ -106,6 +106,12 @@ def add_engines_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from xclip_app.outputs import check_output  # lazy: CLI start-up
+
+    out = getattr(args, "json_path", None) or getattr(args, "json", None)
+    if out is not None:  # before minutes of measuring; an earlier xclip JSON is replaced
+        clips = getattr(args, "clips_dir", None)
+        check_output(out, overwrite=True, flag="--json", inputs=[clips] if clips else [])
     if args.what == "data":
         return run_data(args)
     if args.what == "engines":
