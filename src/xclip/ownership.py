@@ -245,8 +245,11 @@ def require_replaceable(
     p, path = found[0], Path(path)
     if p == path and path.is_dir() and not path.is_symlink():
         unit = unit_kind(path)
+        held = sorted(n for n in os.listdir(path) if not internal_name(n))
         what = (
-            "a folder xclip did not write"
+            f"a folder xclip did not write (it holds {held[0]}"
+            + (f" and {len(held) - 1} more" if len(held) > 1 else "")
+            + ")"
             if unit is None
             else f"an xclip {unit} folder, not a {kind} output"
         )

@@ -411,6 +411,13 @@ def test_the_three_examples_of_issue_19(world, capsys, tmp_path):
     rc = main(["embed", str(w.videos), "--model", str(w.model), "-o", str(w.videos),
                "--no-progress"])  # fmt: skip
     assert rc == 2
+    other = w.root / "other"  # a folder of the user's other files, no input in it
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    rc = main(["embed", str(w.videos), "--model", str(w.model), "-o", f"{other}/",
+               "--no-progress"])  # fmt: skip
+    assert rc == 2 and (other / "notes.txt").read_text() == "keep me"
+    before = w.user_files()
     dst = w.root / "dst"
     dst.mkdir()
     (dst / "a.mp4").write_bytes(b"the user's own a.mp4")
@@ -425,7 +432,7 @@ def test_the_three_examples_of_issue_19(world, capsys, tmp_path):
     after = w.user_files()
     assert {f: h for f, h in before.items()} == {f: after[f] for f in before}
     err = capsys.readouterr().err
-    assert err.count(": error: ") == 5
+    assert err.count(": error: ") == 5 and "notes.txt" in err
 
 
 if __name__ == "__main__":  # the counts for docs/reliability.md, from XCLIP_MATRIX_LOG
