@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 MB = 1 << 20
-JOB = {"fingerprint": "0123456789abcdef", "config": {"embed_dim": 8}, "labels": None,
+JOB = {"fingerprint": "v2:0123456789abcdef", "config": {"embed_dim": 8}, "labels": None,
        "template": None, "views": {"num_clips": 1, "num_crops": 1, "view_mode": "uniform"},
        "precision": "fp32", "extra": {"tokens": False}}  # fmt: skip
 
@@ -96,7 +96,7 @@ def generate(out: Path, rows: int, part_rows: int, embed_dim: int) -> None:
                 "location": paths,
                 "duration": pa.array(rng.uniform(5, 20, n)),
                 "num_frames": pa.array(rng.integers(150, 600, n)),
-                "model_fingerprint": pa.array(["0123456789abcdef"] * n),
+                "model_fingerprint": pa.array(["v2:0123456789abcdef"] * n),
                 "num_clips": pa.array(np.ones(n, np.int32)),
                 "num_crops": pa.array(np.ones(n, np.int32)),
                 "view_mode": pa.array(["uniform"] * n),

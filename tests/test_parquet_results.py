@@ -18,7 +18,7 @@ from xclip_app import parquet_results  # noqa: E402
 from xclip_app.collection_inputs import expand_inputs, video_location  # noqa: E402
 from xclip_app.parquet_results import ResultTable, read_rows  # noqa: E402
 
-JOB = {"fingerprint": "f0", "config": {}, "labels": None, "template": None, "views": {},
+JOB = {"fingerprint": "v2:00000000000000f0", "config": {}, "labels": None, "template": None, "views": {},
        "precision": "fp32", "extra": {}}  # fmt: skip
 
 

@@ -202,7 +202,12 @@ def check_work_folder(path: PathLike, kind: str, *, flag: str, marker: str) -> P
     """A folder a command fills file by file (``prepare``'s DST, the demo's folder): new, empty,
     or an earlier output of the same command (``marker``, a file xclip wrote in it; or a unit of
     ``kind``). Anything else is a user's folder: one line, exit 2, nothing written. Locked."""
-    from xclip.ownership import internal_name, is_owned, lock_output, unit_kind  # lazy: CLI
+    from xclip.ownership import (  # lazy: CLI start-up
+        internal_name,
+        is_owned,
+        lock_output,
+        unit_kind,
+    )
 
     if not str(path).strip():
         raise UsageError(f"{flag} is empty; give a folder")
