@@ -11,6 +11,7 @@ import sys
 
 from xclip_app.bench.clips import CLIPS, DEFAULT_CLIPS
 from xclip_app.exit_codes import EXIT_OK, EXIT_SOME_FAILED
+from xclip_app.inference_args import add_overwrite_argument
 from xclip_app.option_types import positive_float
 
 NAME = "bench"
@@ -54,6 +55,7 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--warmup", type=int, default=2, help="untimed calls per configuration")
     p.add_argument("--json", dest="json_path", default=None, help="write every number to this file")
+    add_overwrite_argument(p)
 
 
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
@@ -78,6 +80,7 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
         help="DataLoader clips/s with these worker counts (320x240 clips; default 1 2; none: no values)",
     )
     p.add_argument("--json", default=None, help="write raw results here")
+    add_overwrite_argument(p)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -103,15 +106,16 @@ def add_engines_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpus-per-worker", type=positive_float(), default=1)
     p.add_argument("--no-ray", action="store_true", help="local engine and decoding only")
     p.add_argument("--json", default=None, help="write every number here")
+    add_overwrite_argument(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from xclip_app.outputs import check_output  # lazy: CLI start-up
 
     out = getattr(args, "json_path", None) or getattr(args, "json", None)
-    if out is not None:  # before minutes of measuring; an earlier xclip JSON is replaced
+    if out is not None:  # before minutes of measuring
         clips = getattr(args, "clips_dir", None)
-        check_output(out, overwrite=True, flag="--json", inputs=[clips] if clips else [])
+        check_output(out, overwrite=args.overwrite, flag="--json", inputs=[clips] if clips else [])
     if args.what == "data":
         return run_data(args)
     if args.what == "engines":
