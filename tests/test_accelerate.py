@@ -101,3 +101,32 @@ def test_compiled_pipeline_matches_eager_on_cpu(model):
     got = compiled.encode(clips)
     torch.testing.assert_close(got.embeds, ref.embeds, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(got.tokens, ref.tokens, rtol=1e-4, atol=1e-5)
+
+
+def test_single_video_calls_after_the_eager_ones_run_exactly_their_views(model):
+    """Issue 20: once compile="auto" compiles (after EAGER_CALLS calls), a single video's call
+    used to be padded to the full batch (128 views of compute on a GPU for one video). Each call
+    now runs exactly its own views; the compiled encoder sees each chunk size as it is."""
+    seen: list[int] = []
+
+    def counting(video):
+        seen.append(video.shape[0])
+        f = model.encode_video(video)
+        return f.embeds, f.tokens
+
+    enc = CompiledVideoEncoder(model, batch_size=8, mode="default", eager_calls=16)
+    enc._fn = counting  # stands for the compiled graph: what it is called with is what it runs
+    cfg = model.cfg
+    one_video = torch.randn(3, cfg.num_frames, 3, cfg.image_size, cfg.image_size)  # 3 views
+    with torch.inference_mode():
+        for _ in range(20):
+            out = enc(one_video)
+            assert out.embeds.shape[0] == 3
+    assert enc.compiled and seen == [3] * (20 - 16)  # calls 17..20 compiled, each 3 views
+    # more sizes than MAX_SHAPES: a new size runs at the smallest compiled size that holds it
+    from xclip.inference.accelerate import MAX_SHAPES
+
+    with torch.inference_mode():
+        for n in range(1, 9):
+            enc(one_video[:1].expand(n, *one_video.shape[1:]).contiguous())
+    assert len(enc.shapes) <= MAX_SHAPES and max(seen) <= enc.batch_size

@@ -6,9 +6,11 @@ On CUDA, by default (``precision="auto"``, ``batch_size=None``, ``compile="auto"
   agrees with fp32 (checked by ``benchmarks/gpu_check.py``, ``parity``), so it is the default.
 - **SDPA**: attention already runs through ``F.scaled_dot_product_attention``, which picks the
   flash / memory-efficient kernels for bf16 on CUDA (:mod:`xclip.attention`).
-- **a compiled video encoder** (``torch.compile``) for one fixed shape: every call gets exactly
-  ``batch_size`` views (the last chunk is padded with zeros and the padding's outputs dropped;
-  views are independent, so the real outputs do not change), so it compiles once per pipeline.
+- **a compiled video encoder** (``torch.compile``, static shapes): a call runs exactly its own
+  views; each chunk size is compiled once (a single video's views, the full batch, the last
+  chunk of a job) and at most :data:`MAX_SHAPES` of them; a chunk of a new size beyond that is
+  padded with zeros to the smallest compiled size that holds it (the padding's outputs dropped;
+  views are independent, so the real outputs do not change).
   ``"auto"`` compiles (``mode="default"``) only once a pipeline has run
   :data:`EAGER_CALLS` batches eagerly: a job that short would not repay the compile time (tens of
   seconds); ``compile=True`` compiles from the first batch with
@@ -44,6 +46,7 @@ __all__ = [
 COMPILE_MODES = ("auto", True, False, "cudagraphs")
 CPU_BATCH = 8
 EAGER_CALLS = 16  # batches run eagerly before compile="auto" compiles
+MAX_SHAPES = 8  # chunk sizes compiled per encoder (torch.compile's own recompile limit is 8)
 
 
 def resolve_compile(compile: bool | str, device: torch.device) -> str | None:
@@ -92,21 +95,33 @@ def auto_batch_size(model: XCLIP, device: torch.device, precision: str = "auto")
 
 
 class CompiledVideoEncoder:
-    """``model.encode_video`` compiled for exactly ``batch_size`` views per call.
+    """``model.encode_video`` compiled per chunk size (static shapes, CUDA graphs reusable).
 
     ``encoder(chunk)`` takes ``[n, T, 3, S, S]`` with ``n <= batch_size`` and returns the
-    :class:`~xclip.model.VideoFeatures` of the ``n`` views: a shorter chunk is padded with
-    zeros to ``batch_size`` so the compiled graph (and a captured CUDA graph) is reused. The
-    first ``eager_calls`` calls run the eager model (nothing is compiled before then)."""
+    :class:`~xclip.model.VideoFeatures` of the ``n`` views, computed on exactly ``n`` views
+    while at most :data:`MAX_SHAPES` sizes have been compiled; a new size beyond that is padded
+    with zeros to the smallest compiled size that holds it (``batch_size`` is always allowed).
+    The first ``eager_calls`` calls run the eager model (nothing is compiled before then)."""
 
     def __init__(self, model: XCLIP, batch_size: int, mode: str, eager_calls: int = 0) -> None:
         self.model, self.batch_size, self.mode = model, batch_size, mode
         self.eager_calls, self.calls = eager_calls, 0
+        self.shapes: set[int] = set()  # chunk sizes compiled so far
         self._fn = torch.compile(self._encode, mode=mode, dynamic=False, fullgraph=False)
 
     def _encode(self, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         f = self.model.encode_video(video)
         return f.embeds, f.tokens
+
+    def _size_for(self, n: int) -> int:
+        """The compiled size a chunk of ``n`` views runs at: ``n`` itself while there is room
+        for another shape, else the smallest compiled size >= n (or the full batch)."""
+        if n in self.shapes or len(self.shapes) < MAX_SHAPES:
+            self.shapes.add(n)
+            return n
+        size = min((s for s in self.shapes if s >= n), default=self.batch_size)
+        self.shapes.add(size)
+        return size
 
     @property
     def compiled(self) -> bool:
@@ -121,8 +136,9 @@ class CompiledVideoEncoder:
             self.calls += 1
             return self.model.encode_video(chunk)
         self.calls += 1
-        if n < self.batch_size:
-            pad = chunk.new_zeros(self.batch_size - n, *chunk.shape[1:])
+        size = self._size_for(n)
+        if size > n:
+            pad = chunk.new_zeros(size - n, *chunk.shape[1:])
             chunk = torch.cat([chunk, pad])
         if self.mode == "reduce-overhead":
             torch.compiler.cudagraph_mark_step_begin()  # outputs are read before the next call
