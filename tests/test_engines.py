@@ -389,3 +389,13 @@ def test_bench_engines_smoke(tmp_path, capsys):
     assert "prepared / raw" in out and "local" in out
     with xclip.data.video.open_video(str(tmp_path / "prepared" / "clip001-8f.mp4")) as v:
         assert v.get_frames([0]).shape[1:3] == (256, 454)  # the short side 256
+
+
+def test_model_worker_honours_compile():
+    """Issue 20: Parquet and Ray jobs ignored --compile (the worker built its pipeline with the
+    default); the worker now passes it on."""
+    from xclip_app.engines.work import ModelWorker
+
+    model = xclip.create_model("xclip_test")
+    assert ModelWorker(model, "embed", device="cpu", compile=False).pipe._encoder is None
+    assert ModelWorker(model, "embed", device="cpu", compile=True).pipe._encoder is not None

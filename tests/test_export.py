@@ -329,3 +329,23 @@ def test_litserve_example_serves_an_export_on_localhost(onnx_dir, small_clip):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_an_exported_model_pickles_as_its_folder_and_is_never_compiled(onnx_dir, tiny):
+    """Issue 20: `--engine ray` pickled an ONNX Runtime session (exit 70), and `--compile on`
+    sent an exported folder through torch.compile. An ExportedModel now pickles as its folder
+    (each worker loads it), and only an XCLIP is ever compiled."""
+    import pickle
+
+    from xclip.inference.pipeline import VideoPipeline
+
+    m = ExportedModel(onnx_dir)
+    again = pickle.loads(pickle.dumps(m))
+    assert isinstance(again, ExportedModel) and again.folder == m.folder
+    cfg = m.cfg
+    clips = torch.randn(2, cfg.num_frames, 3, cfg.image_size, cfg.image_size)
+    with torch.inference_mode():
+        torch.testing.assert_close(again.encode_video(clips).embeds, m.encode_video(clips).embeds)
+    assert VideoPipeline(m, device="cpu", compile="auto")._encoder is None
+    with pytest.raises(InputError, match="drop --compile"):
+        VideoPipeline(m, device="cpu", compile=True)

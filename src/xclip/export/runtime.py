@@ -127,6 +127,11 @@ class ExportedModel:
         self._device = torch.device("cpu")
         self._graphs = self._load(self._device)
 
+    def __reduce__(self):
+        """Pickled as its folder (and thread count): a process that unpickles it (a Ray actor,
+        a worker process) loads the graphs itself. A runtime session is never pickled."""
+        return (_reopen, (str(self.folder), self.threads, str(self._device)))
+
     def _load(self, device: torch.device):
         if self.backend == "onnx":
             return _OnnxGraphs(self.folder, self.manifest, device, self.threads)
@@ -208,3 +213,9 @@ class ExportedModel:
 def load_exported(folder: str | os.PathLike, *, threads: int = 0) -> ExportedModel:
     """The exported folder ``folder`` (written by :func:`~xclip.export_model`), ready to run."""
     return ExportedModel(folder, threads=threads)
+
+
+def _reopen(folder: str, threads: int, device: str) -> ExportedModel:
+    """An unpickled :class:`ExportedModel`: loaded again from its folder, on its device."""
+    model = ExportedModel(folder, threads=threads)
+    return model.to(device) if device != "cpu" else model

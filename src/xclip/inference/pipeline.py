@@ -151,6 +151,15 @@ class VideoPipeline:
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         compile_mode = resolve_compile(compile, self.device)
+        if compile_mode is not None and not isinstance(self.model, XCLIP):
+            # an exported folder runs on its own runtime: only an XCLIP is ever compiled
+            if compile is not True and compile != "cudagraphs":
+                compile_mode = None  # "auto"
+            else:
+                raise InputError(
+                    f"compile={compile!r} is for PyTorch models; {type(self.model).__name__} "
+                    "runs on its own runtime (an exported folder); drop --compile"
+                )
         if self.device.type == "cpu" and precision == "fp16":
             logger.warning("fp16 on the CPU is slow and gains nothing; prefer bf16 or fp32")
         self.model.eval().to(self.device)

@@ -84,6 +84,7 @@ def run_collection(args: argparse.Namespace, task: str, labels: list[str] | None
     from xclip_app.collection_inputs import expand_inputs  # lazy: CLI start-up
     from xclip_app.engines.work import ClipPreparer, ModelWorker  # lazy: CLI start-up
     from xclip_app.inference_args import (  # lazy: CLI start-up
+        compile_choice,
         input_guards,
         load_model_from_args,
         read_templates,
@@ -115,7 +116,7 @@ def run_collection(args: argparse.Namespace, task: str, labels: list[str] | None
     worker_kwargs: dict[str, Any] = dict(
         labels=labels, template=template, num_clips=args.num_clips, num_crops=args.num_crops,
         device=args.device, precision=args.precision, batch_size=args.batch_size,
-        keep_tokens=keep_tokens,
+        keep_tokens=keep_tokens, compile=compile_choice(args.compile),
     )  # fmt: skip
     preparer = ClipPreparer.for_model(model, num_clips=args.num_clips, num_crops=args.num_crops)
     info = model_info(model, args.model)

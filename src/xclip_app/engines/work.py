@@ -119,7 +119,8 @@ class ModelWorker:
     ``task``: ``classify`` (needs ``labels``; rows get the ranked ``labels`` and ``probs``) or
     ``embed`` (rows get ``embedding``, the views averaged, and ``tokens`` unless
     ``keep_tokens=False``). The model runs as :class:`~xclip.inference.VideoClassifier` /
-    :class:`~xclip.inference.VideoPipeline` with the given device, precision and batch size.
+    :class:`~xclip.inference.VideoPipeline` with the given device, precision, batch size and
+    ``compile`` (``--compile``).
     """
 
     def __init__(
@@ -135,13 +136,14 @@ class ModelWorker:
         precision: str = "fp32",
         batch_size: int = 8,
         keep_tokens: bool = True,
+        compile: bool | str = "auto",
     ) -> None:
         from xclip.inference import VideoClassifier, model_fingerprint  # lazy: CLI start-up
         from xclip.inference.pipeline import VideoPipeline  # lazy: CLI start-up
 
         self.task = task
         kw = dict(num_clips=num_clips, num_crops=num_crops, device=device, precision=precision,
-                  batch_size=batch_size)  # fmt: skip
+                  batch_size=batch_size, compile=compile)  # fmt: skip
         if task == "classify":
             self.pipe = VideoClassifier(model, labels, template, **kw)
         elif task == "embed":
