@@ -7,9 +7,11 @@ import torch
 
 from xclip.data.soft_targets import (
     SoftTargetCrossEntropy,
+    check_label_range,
     smoothed_one_hot,
     soft_target_cross_entropy,
 )
+from xclip.errors import InputError
 
 
 def test_smoothed_one_hot():
@@ -32,3 +34,14 @@ def test_soft_target_cross_entropy():
         SoftTargetCrossEntropy()(logits, soft),
         torch.nn.functional.cross_entropy(logits, labels, label_smoothing=0.1),
     )
+
+
+def test_labels_on_a_device_are_not_read_per_step():
+    """Issue 20: the range check read the labels' values at every training step, a host sync on a
+    GPU. A tensor whose values cannot be read (the meta device stands for a GPU's, which would
+    need a sync) must go through; the trainer checks the host copy instead."""
+    labels = torch.tensor([1, 2], device="meta")
+    out = smoothed_one_hot(labels, 4, 0.1)
+    assert out.shape == (2, 4) and out.device.type == "meta"
+    with pytest.raises(InputError, match=r"labels must be in \[0, 4\)"):
+        check_label_range(torch.tensor([4]), 4)

@@ -12,16 +12,30 @@ from torch import nn
 
 from xclip.errors import InputError
 
-__all__ = ["SoftTargetCrossEntropy", "smoothed_one_hot", "soft_target_cross_entropy"]
+__all__ = [
+    "SoftTargetCrossEntropy",
+    "check_label_range",
+    "smoothed_one_hot",
+    "soft_target_cross_entropy",
+]
+
+
+def check_label_range(labels: torch.Tensor, num_classes: int) -> None:
+    """``InputError`` unless every label is in ``[0, num_classes)``. Reading the values is a host
+    sync for a tensor on a GPU: call it on the host copy, before the labels move."""
+    if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+        raise InputError(f"labels must be in [0, {num_classes}), got {labels.view(-1).tolist()}")
 
 
 def smoothed_one_hot(
     labels: torch.Tensor, num_classes: int, smoothing: float = 0.0
 ) -> torch.Tensor:
-    """``[B]`` int labels -> ``[B, K]`` float, off = s/K, on = 1 - s + s/K."""
+    """``[B]`` int labels -> ``[B, K]`` float, off = s/K, on = 1 - s + s/K. Labels on the CPU are
+    checked (:func:`check_label_range`); on an accelerator they are not (that check would wait
+    for the device at every step): check them on the host before they move."""
     labels = labels.long().view(-1, 1)
-    if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
-        raise InputError(f"labels must be in [0, {num_classes}), got {labels.view(-1).tolist()}")
+    if labels.device.type == "cpu":
+        check_label_range(labels, num_classes)
     off = smoothing / num_classes
     on = 1.0 - smoothing + off
     out = torch.full((labels.shape[0], num_classes), off, device=labels.device)

@@ -39,7 +39,11 @@ from tqdm.auto import tqdm
 import xclip
 from xclip.checkpoint import NATIVE_WEIGHTS, load_state_dict_strict, read_safetensors
 from xclip.data.mixup import CutmixMixupBlending
-from xclip.data.soft_targets import smoothed_one_hot, soft_target_cross_entropy
+from xclip.data.soft_targets import (
+    check_label_range,
+    smoothed_one_hot,
+    soft_target_cross_entropy,
+)
 from xclip.errors import InputError
 from xclip.ownership import lock_output
 from xclip.precision import autocast, resolve_precision
@@ -427,6 +431,7 @@ class Trainer:
             for i in range(start_iter, n_iters):
                 clips, labels, _ = next(it)
                 clips = clips[:, 0].to(self.device, non_blocking=True)  # [B, T, 3, H, W]
+                check_label_range(labels, self.num_classes)  # on the host: no device sync
                 labels = labels.to(self.device, non_blocking=True)
                 if a.mixup > 0:
                     # one generator per (seed, rank, epoch, iteration): resumable at any step
