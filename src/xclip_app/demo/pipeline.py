@@ -429,6 +429,7 @@ def _run_demo(
     results["seconds"] = round(time.perf_counter() - t_start, 1)
     report = write_report(out / "report", results)
     log(f"\nreport: {report}  (total {results['seconds']:.0f}s)")
+    seal_dir(out, "demo")  # a finished demo is provably xclip's whole: --fresh may delete it
     return DemoResult(out=out, results=results, seconds=results["seconds"])
 
 
