@@ -359,3 +359,13 @@ def test_torchrun_ranks_agree_on_a_refusal(toy, finished_run, tmp_path):
     assert r.stderr.count("already holds a training run") == 2, r.stderr[-3000:]
     assert "internal error" not in r.stderr
     assert _snapshot(run) == before
+
+
+def test_a_start_that_fails_writes_nothing(toy, tmp_path, capsys):
+    """Issue 19: a run whose setup fails before the first step (here: a batch larger than the
+    training set) leaves no run folder that would refuse the corrected command."""
+    run = tmp_path / "runs" / "r1"
+    assert _cli(toy, run, *FAST, "train.batch_size=1000") == 2
+    assert "lower train.batch_size" in capsys.readouterr().err
+    assert not run.exists() and not (tmp_path / "runs").exists()
+    assert _cli(toy, run, *FAST, "train.epochs=1") == 0  # the corrected command just runs
