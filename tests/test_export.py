@@ -349,3 +349,14 @@ def test_an_exported_model_pickles_as_its_folder_and_is_never_compiled(onnx_dir,
     assert VideoPipeline(m, device="cpu", compile="auto")._encoder is None
     with pytest.raises(InputError, match="drop --compile"):
         VideoPipeline(m, device="cpu", compile=True)
+
+
+def test_an_export_of_an_export_and_a_damaged_export_are_one_line(onnx_dir, tmp_path, capsys):
+    """Issue 20: both were tracebacks with exit 70."""
+    assert main(["export", str(onnx_dir), "-o", str(tmp_path / "again")]) == 2
+    assert "already an exported folder" in capsys.readouterr().err
+    damaged = tmp_path / "damaged"
+    shutil.copytree(onnx_dir, damaged)
+    (damaged / "video.onnx").write_bytes((onnx_dir / "video.onnx").read_bytes()[:1000])
+    with pytest.raises(InputError, match="'video.onnx' cannot be loaded.*export the model again"):
+        ExportedModel(damaged)

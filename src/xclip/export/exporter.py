@@ -94,7 +94,13 @@ def export_model(
     out = Path(out_dir)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} already exists")
-    model = load_inference_model(model).float().eval().cpu()
+    model = load_inference_model(model)
+    if not isinstance(model, XCLIP):  # an exported folder: its graphs are not PyTorch modules
+        raise InputError(
+            f"{_shown_name(model)} is already an exported folder; export the PyTorch model it "
+            "came from (a model folder, a checkpoint or a released name)"
+        )
+    model = model.float().eval().cpu()
     quantization = None if quantize is None else f"{quantize}-dynamic"
     source_fingerprint = model_fingerprint(model)
     say = progress or (lambda line: logger.info("%s", line))
@@ -154,6 +160,11 @@ def export_model(
         )
 
     return atomic_dir(out, fill, overwrite=overwrite, kind="export")
+
+
+def _shown_name(model) -> str:
+    """How a loaded model is named in a message: its folder when it has one."""
+    return str(getattr(model, "folder", type(model).__name__))
 
 
 def _export_onnx(graph, args, dynamic, io, path: Path, opset: int) -> None:

@@ -51,6 +51,14 @@ def onnx_providers(device: torch.device) -> list[str]:
     raise InputError(f"an ONNX export runs on cpu or cuda, not {device.type}")
 
 
+def _damaged(folder: Path, file: str, e: BaseException) -> InputError:
+    reason = (str(e).strip().splitlines() or [type(e).__name__])[-1][:200]
+    return InputError(
+        f"{folder}: the graph {file!r} cannot be loaded ({reason}); the exported folder is "
+        "damaged: export the model again"
+    )
+
+
 class _OnnxGraphs:
     """The three ONNX graphs as ONNX Runtime sessions on one device."""
 
@@ -65,10 +73,14 @@ class _OnnxGraphs:
             opts.intra_op_num_threads = threads
         providers = onnx_providers(device)
         self.device = device
-        self.sessions = {
-            name: ort.InferenceSession(str(folder / file), opts, providers=providers)
-            for name, file in manifest.graphs.items()
-        }
+        self.sessions = {}
+        for name, file in manifest.graphs.items():
+            try:
+                self.sessions[name] = ort.InferenceSession(
+                    str(folder / file), opts, providers=providers
+                )
+            except Exception as e:  # ORT raises its own types for a graph it cannot read
+                raise _damaged(folder, file, e) from None
         self.io = manifest.io
 
     def run(self, name: str, *inputs: torch.Tensor) -> list[torch.Tensor]:
@@ -87,7 +99,10 @@ class _Pt2Graphs:
         self.device = device
         self.modules: dict[str, nn.Module] = {}
         for name, file in manifest.graphs.items():
-            ep = torch.export.load(folder / file)
+            try:
+                ep = torch.export.load(folder / file)
+            except Exception as e:  # a truncated or foreign archive: torch's own error types
+                raise _damaged(folder, file, e) from None
             self.modules[name] = ep.module().to(device)
 
     def run(self, name: str, *inputs: torch.Tensor) -> list[torch.Tensor]:
