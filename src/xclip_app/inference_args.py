@@ -209,17 +209,10 @@ def input_guards(
 def _read_lines(path: Path, what: str, flag: str) -> list[str]:
     """The stripped lines of a text file of labels or templates, without blank lines and
     ``#`` comments; a missing file or one that is not UTF-8 is one line naming it."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {path}")
-    try:
-        # utf-8-sig: a byte-order mark (Windows editors write one) is not part of the first line
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = e.object[: e.start].count(b"\n") + 1
-        raise UsageError(
-            f"{flag} {path} is not UTF-8 text (byte {e.object[e.start]:#04x} on line {line}); "
-            "save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8 IN > OUT`)"
-        ) from None
+    from xclip.data.annotations.text import read_user_text  # lazy: CLI start-up
+
+    # a byte-order mark (Windows editors write one) is not part of the first line
+    text = read_user_text(path, what, shown_as=flag)
     lines = [ln.strip() for ln in text.splitlines()]
     return [ln for ln in lines if ln and not ln.startswith("#")]
 
