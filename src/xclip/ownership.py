@@ -54,7 +54,6 @@ __all__ = [
     "mark_dir",
     "move_aside",
     "OutputBusyError",
-    "describe_foreign",
     "foreign_files",
     "held_outputs",
     "internal_name",
@@ -104,7 +103,7 @@ def internal_name(name: str) -> bool:
     return name.startswith((".xclip-tmp-", ".xclip-old-"))
 
 
-def sha256_file(path: str | os.PathLike) -> str:
+def _sha256_file(path: str | os.PathLike) -> str:
     """SHA-256 of a file's bytes, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -113,32 +112,44 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def _append(folder: Path, record: dict) -> None:
+def _append(folder: Path, record: dict, *, sync: bool = True) -> None:
     line = (json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8")
     fd = os.open(folder / MANIFEST, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
     try:
         os.write(fd, line)  # one write of one line: appends never interleave
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
 
 
-def _file_record(name: str, data: Path) -> dict:
+def _file_record(name: str, data: Path, sha256: str | None = None) -> dict:
     st = data.stat()
     return {
         "name": name,
         "size": st.st_size,
         "mtime_ns": st.st_mtime_ns,
         "ino": st.st_ino,
-        "sha256": sha256_file(data),
+        "sha256": sha256 or _sha256_file(data),
     }
 
 
-def record_file(target: str | os.PathLike, data: str | os.PathLike | None = None) -> None:
+def record_file(
+    target: str | os.PathLike,
+    data: str | os.PathLike | None = None,
+    *,
+    sha256: str | None = None,
+    sync: bool = True,
+) -> None:
     """Record that xclip wrote ``target`` (whose bytes are, right now, in ``data``: the
-    temporary file about to be renamed onto ``target``; default ``target`` itself)."""
+    temporary file about to be renamed onto ``target``; default ``target`` itself).
+
+    ``sha256``: the bytes' digest when the writer already has it (an append-only log hashing as
+    it writes), so the file is not read again; ``sync=False`` skips the manifest's fsync (a log
+    re-recorded at every row: a lost last record only makes the log look edited, and it is then
+    moved aside, never deleted)."""
     target = Path(target)
-    _append(target.parent, _file_record(target.name, Path(data or target)))
+    _append(target.parent, _file_record(target.name, Path(data or target), sha256), sync=sync)
 
 
 def _read_manifest(folder: Path) -> tuple[str | None, dict[str, list[dict]]]:
@@ -174,7 +185,7 @@ def _matches(st: os.stat_result, path: Path, recs: list[dict]) -> bool:
         return True
     if not sized:
         return False
-    digest = sha256_file(path)
+    digest = _sha256_file(path)
     return any(r.get("sha256") == digest for r in sized)
 
 
@@ -228,12 +239,6 @@ def _foreign_in(folder: Path, out: list[Path], limit: int | None) -> None:
             out.append(p)
 
 
-def describe_foreign(paths: list[Path], total: int | None = None) -> str:
-    """``'a.mp4'`` or ``'a.mp4' and 3 more`` for a message."""
-    more = (total if total is not None else len(paths)) - 1
-    return f"{paths[0]}" + (f" and {more} more" if more > 0 else "")
-
-
 def require_replaceable(
     path: str | os.PathLike, kind: str | None = None, *, flag: str = "output"
 ) -> None:
@@ -274,14 +279,34 @@ def remove_owned(path: str | os.PathLike, kind: str | None = None) -> None:
     path = Path(path)
     require_replaceable(path, kind)
     if path.is_dir() and not path.is_symlink():
-        for dirpath, dirnames, filenames in os.walk(path, topdown=False):
-            for name in filenames:
-                os.unlink(os.path.join(dirpath, name))
-            for name in dirnames:
-                os.rmdir(os.path.join(dirpath, name))
-        os.rmdir(path)
+        _remove_tree(path)
     else:
         path.unlink(missing_ok=True)
+
+
+def _remove_tree(folder: Path) -> None:
+    """Delete a folder proven ours, checking each file again as it goes: a file that arrived or
+    changed since the proof stops the deletion there (:class:`ForeignFileError`), kept."""
+    _, records = _read_manifest(folder)
+    for entry in list(os.scandir(folder)):
+        p = Path(entry.path)
+        if entry.is_dir(follow_symlinks=False):
+            _remove_tree(p)
+            continue
+        st = entry.stat(follow_symlinks=False)
+        ours = entry.name == MANIFEST or (
+            stat.S_ISREG(st.st_mode) and _matches(st, p, records.get(entry.name, []))
+        )
+        if not ours and not internal_name(entry.name):
+            raise ForeignFileError(
+                f"{p} appeared or changed while xclip was deleting {folder}; it is kept (move it "
+                "away and run again)",
+                [p],
+            )
+        if entry.name != MANIFEST:
+            os.unlink(p)
+    (folder / MANIFEST).unlink(missing_ok=True)  # last: the proof of what is left
+    os.rmdir(folder)
 
 
 def seal_dir(folder: str | os.PathLike, kind: str) -> None:

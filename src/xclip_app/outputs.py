@@ -89,14 +89,7 @@ def check_output(
     """
     from xclip.ownership import lock_output, require_replaceable  # lazy: CLI start-up
 
-    if path is None or str(path).strip() == "":
-        raise UsageError(f"{flag} is empty; give a file or folder name")
-    out = Path(path)
-    if out.is_symlink() and not out.exists():
-        raise UsageError(
-            f"the output {out} is a symlink to a missing {os.readlink(out)}; xclip does not "
-            f"write through it; choose another {flag}"
-        )
+    out = _given_path(path, flag)
     protected = _given(protected)
     for src in [*_given(inputs), *protected]:
         if not src.exists():
@@ -139,15 +132,7 @@ def check_output(
         )
     elif out.exists():
         require_replaceable(out, kind if folder else None, flag=flag)
-    parent = out.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise UsageError(f"cannot write {out}: {parent} is not a folder; choose another {flag}")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(
-            f"cannot write {out}: no permission to write in {parent}; choose another {flag}"
-        )
+    _check_writable(out, flag)
     if lock:
         lock_output(out, flag=flag)
     return out
@@ -209,11 +194,7 @@ def check_work_folder(path: PathLike, kind: str, *, flag: str, marker: str) -> P
         unit_kind,
     )
 
-    if not str(path).strip():
-        raise UsageError(f"{flag} is empty; give a folder")
-    out = Path(path)
-    if out.is_symlink() and not out.exists():
-        raise UsageError(f"{flag} {out} is a dangling symlink; choose another {flag}")
+    out = _given_path(path, flag)
     if out.exists() and not out.is_dir():
         raise UsageError(f"{flag} {out} is a file; give a folder")
     if out.is_dir():
@@ -224,13 +205,36 @@ def check_work_folder(path: PathLike, kind: str, *, flag: str, marker: str) -> P
                 f"{flag} {out} holds files xclip did not write (e.g. {sorted(names)[0]}); "
                 f"choose a new or empty folder, or an earlier {kind} output"
             )
+    _check_writable(out, flag)
+    lock_output(out, flag=flag)
+    return out
+
+
+def _given_path(path: PathLike | None, flag: str) -> Path:
+    """``path`` as a Path, refused when empty (it would mean the current folder) or a dangling
+    symlink (xclip does not write through one)."""
+    if path is None or str(path).strip() == "":
+        raise UsageError(f"{flag} is empty; give a file or folder name")
+    out = Path(path)
+    if out.is_symlink() and not out.exists():
+        raise UsageError(
+            f"the output {out} is a symlink to a missing {os.readlink(out)}; xclip does not "
+            f"write through it; choose another {flag}"
+        )
+    return out
+
+
+def _check_writable(out: Path, flag: str) -> None:
+    """Refuse an output whose nearest existing folder is not a folder or cannot be written."""
     parent = out.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"cannot write {out}: {parent} is not a folder; choose another {flag}")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"cannot write {out}: no permission to write in {parent}")
-    lock_output(out, flag=flag)
-    return out
+        raise UsageError(
+            f"cannot write {out}: no permission to write in {parent}; choose another {flag}"
+        )
 
 
 def output_error(path: PathLike, e: OSError) -> UsageError:

@@ -107,9 +107,6 @@ def run(args: argparse.Namespace) -> int:
     from xclip_app.parquet_results import ResultTable, read_rows  # lazy: CLI start-up
     from xclip_app.transcode import PrepareWorker, TranscodeSettings  # lazy: CLI start-up
 
-    for name, value in (("SRC", args.src), ("DST", args.dst)):
-        if not str(value).strip():  # Path("") is the current folder: never a silent default
-            raise UsageError(f"{name} is empty; give a folder")
     # new, empty, or an earlier prepare output (as typed: a dangling link is refused, not
     # followed); locked: one writer at a time
     check_work_folder(args.dst, "prepared", flag="DST", marker="_prepare.parquet")

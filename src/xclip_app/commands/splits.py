@@ -113,8 +113,6 @@ def run(args: argparse.Namespace) -> int:
     if args.protocol == "kshot":
         out = check_output(args.out, overwrite=args.overwrite, flag="-o", inputs=[args.list])
     else:  # a folder of lists: each file is replaced only if xclip wrote it (xclip.atomic)
-        if not str(args.out).strip():
-            raise UsageError("-o is empty; give a folder name")
         out = Path(args.out)
         if out.exists() and not out.is_dir():
             raise UsageError(f"the output {out} is a file; give a folder as -o")

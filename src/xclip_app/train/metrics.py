@@ -10,6 +10,7 @@ to the rows written before the checkpoint it continues from (their number is in 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -96,14 +97,19 @@ class MetricsLog:
                 self.tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge_step)
             except ImportError:
                 log.info("tensorboard is not installed; metrics go to %s only", self.path)
-        self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+        self._f = open(self.path, "a", encoding="utf-8", newline="")  # noqa: SIM115
+        # the log's digest, kept up to date as rows are appended: each row re-records the file
+        # as xclip's (xclip.ownership) without reading it again
+        self._sha = hashlib.sha256(self.path.read_bytes())
 
     def write(self, row: dict[str, Any], step: int | None = None) -> None:
         if not self.enabled:
             return
-        self._f.write(json.dumps(row) + "\n")
+        line = json.dumps(row) + "\n"
+        self._f.write(line)
         self._f.flush()
-        record_file(self.path)  # the log as it is now is xclip's (xclip.ownership)
+        self._sha.update(line.encode("utf-8"))
+        record_file(self.path, sha256=self._sha.hexdigest(), sync=False)
         self.rows += 1
         if self.tb is not None and step is not None:
             kind = row.get("kind", "")
