@@ -343,9 +343,20 @@ PROCEEDS = {"a folder holding the user's other files", "a rerun after kill -9",
 HEAVY = {"demo", "bench model", "bench data", "bench engines"}
 
 
+# Outputs whose form follows their name: the same option, another writer (Parquet collections:
+# `-o X.parquet` one file, `-o X` any other name a folder of parts).
+VARIANTS: dict[tuple[str, str], Recipe] = {
+    ("classify", "--output (X.parquet)"): Recipe(_cls, suffix=".parquet"),
+    ("embed", "--output (a Parquet folder)"): Recipe(
+        lambda w, out: _embed(w, f"{out}/" if out else out), folder=True, suffix=""
+    ),
+}
+ALL_RECIPES = {**RECIPES, **VARIANTS}
+
+
 def _params():
     full = os.environ.get("XCLIP_MATRIX_FULL") == "1"
-    for key, r in RECIPES.items():
+    for key, r in ALL_RECIPES.items():
         for case in CASES:
             if key[0] in HEAVY and case in PROCEEDS and not full:
                 continue
@@ -357,7 +368,7 @@ def _params():
 
 def run_case(key, case, overwrite, w: World, capsys, monkeypatch) -> tuple[int, str, set[int]]:
     monkeypatch.chdir(w.root)  # an empty path that became "." would write here, seen below
-    r = RECIPES[key]
+    r = ALL_RECIPES[key]
     out, codes, proc = _case(case, w, r)
     if not r.runs and codes == DONE:  # the data a full run needs is not in this world
         codes = DONE | REFUSED
