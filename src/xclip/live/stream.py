@@ -90,6 +90,8 @@ class SourceEvent:
 
 
 def _describe(e: BaseException) -> str:
+    if isinstance(e, av.error.ExitError):  # FFmpeg's interrupt callback: our timeout
+        return "timed out waiting for data"
     if isinstance(e, av.error.FFmpegError) and e.strerror:
         return str(e.strerror)
     return str(e) or type(e).__name__

@@ -355,8 +355,7 @@ class Watcher:
     def _classify(self, k: int, start: float, end: float, *, skipped: int) -> None:
         labels = self._apply_labels(k)
         frames = self.ring.window(start, end)
-        if self.ring.lossless:
-            self.ring.release(start + self.stride)
+        self.ring.release(start + self.stride)  # what no later window needs
         if not frames:  # a gap in the stream (a reconnect): nothing to classify
             return
         t0 = time.perf_counter()

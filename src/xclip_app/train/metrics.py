@@ -1,8 +1,9 @@
 """The run's metrics: one JSON line per record in ``RUN/metrics.jsonl``, and TensorBoard scalars
 when tensorboard is installed; written by rank 0 only.
 
-``metrics.jsonl`` is an append-only log (each row flushed as it is written), the one file of a
-run that is not written through :mod:`xclip.atomic`. A resumed run first cuts it back, atomically,
+``metrics.jsonl`` is an append-only log (each row flushed as it is written,
+:class:`xclip.append_log.AppendLog`), the one file of a run that is not written through
+:mod:`xclip.atomic`. A resumed run first cuts it back, atomically,
 to the rows written before the checkpoint it continues from (their number is in the checkpoint's
 ``meta.json``), so no row appears twice, and then marks the resume with a
 ``{"kind": "resume", ...}`` row; TensorBoard drops its events from that step on (``purge_step``).
@@ -10,14 +11,14 @@ to the rows written before the checkpoint it continues from (their number is in 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from pathlib import Path
 from typing import Any
 
+from xclip.append_log import AppendLog
 from xclip.atomic import atomic_write_text
-from xclip.ownership import is_owned, move_aside, record_file
+from xclip.ownership import is_owned, move_aside
 
 from .logs import RUN_LOGGER
 
@@ -70,7 +71,7 @@ class MetricsLog:
         self.path = run_dir / METRICS_FILE
         self.tb = None
         self.rows = 0  # complete rows in the file
-        self._f = None
+        self._log: AppendLog | None = None
         if not enabled:
             return
         rows = read_rows(self.path)
@@ -97,19 +98,13 @@ class MetricsLog:
                 self.tb = SummaryWriter(str(run_dir / "tensorboard"), purge_step=purge_step)
             except ImportError:
                 log.info("tensorboard is not installed; metrics go to %s only", self.path)
-        self._f = open(self.path, "a", encoding="utf-8", newline="")  # noqa: SIM115
-        # the log's digest, kept up to date as rows are appended: each row re-records the file
-        # as xclip's (xclip.ownership) without reading it again
-        self._sha = hashlib.sha256(self.path.read_bytes())
+        # each row re-records the file as xclip's (xclip.ownership) without reading it again
+        self._log = AppendLog(self.path)
 
     def write(self, row: dict[str, Any], step: int | None = None) -> None:
         if not self.enabled:
             return
-        line = json.dumps(row) + "\n"
-        self._f.write(line)
-        self._f.flush()
-        self._sha.update(line.encode("utf-8"))
-        record_file(self.path, sha256=self._sha.hexdigest(), sync=False)
+        self._log.write_line(json.dumps(row))
         self.rows += 1
         if self.tb is not None and step is not None:
             kind = row.get("kind", "")
@@ -122,7 +117,7 @@ class MetricsLog:
                     self.tb.add_scalar(f"{kind}/{k}", v, step)
 
     def close(self) -> None:
-        if self._f:
-            self._f.close()
+        if self._log is not None:
+            self._log.close()
         if self.tb is not None:
             self.tb.close()
