@@ -150,6 +150,7 @@ class StreamReader:
         self.corrupt_packets = 0
         self.reconnects = 0
         self.error: str | None = None  # why the reader gave up (None: ended or stopped)
+        self.last_error: str | None = None  # the last failure to open or read
         self.fps: float | None = None  # the stream's nominal frame rate, when it says
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -184,13 +185,15 @@ class StreamReader:
         if self.on_event is not None:
             self.on_event(SourceEvent(kind, self.source, reason, info))
 
-    def _open(self) -> av.container.InputContainer:
+    def _open(self, last_frame_at: float) -> av.container.InputContainer:
         kwargs: dict[str, Any] = {"options": self.options}
         if self.input_format:
             kwargs["format"] = self.input_format
         if self.live:
-            # FFmpeg's interrupt callback: an open or a read that waits longer than this fails
-            kwargs["timeout"] = (self.timeout, self.timeout)
+            # FFmpeg's interrupt callback: an open or a read that waits longer than this fails;
+            # an open may take what is left of the timeout since the last frame
+            left = last_frame_at + self.timeout - time.monotonic()
+            kwargs["timeout"] = (max(left, 0.5), self.timeout)
         target = "pipe:0" if self.kind == "pipe" else self.source
         return av.open(target, "r", **kwargs)
 
@@ -200,9 +203,9 @@ class StreamReader:
         try:
             while not self._stop.is_set():
                 try:
-                    container = self._open()
+                    container = self._open(last_frame_at)
                 except (av.error.FFmpegError, OSError) as e:
-                    reason = _describe(e)
+                    reason = self._failed(e)
                     if not self.live:
                         self.error = f"cannot open: {reason}"
                         return
@@ -215,7 +218,7 @@ class StreamReader:
                         self._read(container)
                         reason = "end of stream"
                     except (av.error.FFmpegError, OSError) as e:
-                        reason = _describe(e)
+                        reason = self._failed(e)
                 if self._got_frames:
                     last_frame_at = self._last_arrival
                     attempt = 0
@@ -235,13 +238,21 @@ class StreamReader:
             self.ring.close()
             self._emit("ended", self.error)
 
+    def _failed(self, e: BaseException) -> str:
+        """Why an open or a read failed; kept as :attr:`last_error`, unless it is only a timeout
+        after a more telling failure (a reconnect that timed out while probing garbage)."""
+        reason = _describe(e)
+        if not (isinstance(e, av.error.ExitError) and self.last_error):
+            self.last_error = reason
+        return reason
+
     def _backoff(self, attempt: int, reason: str, last_frame_at: float) -> int:
         """Sleep before the next connection attempt; -1 (and :attr:`error` set) when the timeout
         since the last frame is spent."""
         left = last_frame_at + self.timeout - time.monotonic()
         if left <= 0:
             what = "no frames" if self.frames == 0 else "no more frames"
-            self.error = f"{what} for {self.timeout:g} s (last error: {reason})"
+            self.error = f"{what} for {self.timeout:g} s (last error: {self.last_error or reason})"
             return -1
         delay = min(BACKOFF[0] * 2**attempt, BACKOFF[1], left)
         self.reconnects += 1

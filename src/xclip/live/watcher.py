@@ -71,7 +71,8 @@ class WindowResult:
     """One window: ``index`` (``start = index * stride``), ``start``/``end`` on the stream's
     clock, ``labels``/``probs`` every label ranked best first, ``latency`` seconds from the
     arrival of the window's last frame to this result, ``frames`` the frames the window held,
-    ``skipped`` the windows skipped so far, ``timings`` seconds per stage (``sample``,
+    ``skipped`` the windows skipped so far (the model was busy, or the stream sent no frame in
+    them), ``timings`` seconds per stage (``sample``,
     ``preprocess``, ``model``), ``wall`` the Unix time of the result."""
 
     index: int
@@ -299,25 +300,29 @@ class Watcher:
             if self.duration is not None and end > self.duration + 1e-9:
                 s.ended = "duration"
                 return
-            latest = self.ring.wait_for(end - self._half_frame(), timeout=0.1)
-            if latest is None or latest.time < end - self._half_frame():
+            ready_at = end - self._frame_dt() - 1e-6  # the time of the window's last frame
+            latest = self.ring.wait_for(ready_at, timeout=0.1)
+            if latest is None or latest.time < ready_at:
                 if not self.ring.closed:
                     # a reader stuck in a read FFmpeg does not time out (a pipe): given up here
-                    if self._silent_for() > self.timeout + 1.0:
+                    if self._silent_for() > self.timeout + 3.0:
                         s.ended, s.error = "source lost", self._silence_message()
                         return
                     continue
                 if self.reader.error is None and not done_any and latest is not None:
                     # a source shorter than one window: one window over all of it
-                    self._classify(k, 0.0, latest.time + 2 * self._half_frame(), skipped=0)
+                    self._classify(k, 0.0, latest.time + self._frame_dt(), skipped=0)
                     done_any = True
                 s.ended = "end" if self.reader.error is None else "source lost"
                 s.error = self.reader.error
                 return
             if not self.ring.lossless:
                 # the newest complete window: the model never works through a backlog
-                newest = math.floor((latest.time + self._half_frame() - self.window) / self.stride
-                                    + 1e-9)  # fmt: skip
+                newest = math.floor((latest.time + self._frame_dt() - self.window) / self.stride
+                                    + 1e-6)  # fmt: skip
+                if self.duration is not None:  # the last window within the duration
+                    last = math.floor((self.duration - self.window) / self.stride + 1e-6)
+                    newest = min(newest, max(last, k))
                 if newest > k:
                     s.skipped += newest - k
                     k = newest
@@ -326,9 +331,11 @@ class Watcher:
             done_any = True
             k += 1
 
-    def _half_frame(self) -> float:
+    def _frame_dt(self) -> float:
+        """A frame's duration: the frame at ``t`` covers ``[t, t + dt)``, so a window is complete
+        once the frame before its end has arrived (not only the one after it)."""
         fps = self.reader.fps
-        return 0.5 / fps if fps and fps > 0 else 0.0
+        return 1.0 / fps if fps and fps > 0 else 0.0
 
     def _silent_for(self) -> float:
         last = self.ring.latest()
@@ -337,7 +344,8 @@ class Watcher:
 
     def _silence_message(self) -> str:
         what = "no frames" if self.reader.frames == 0 else "no more frames"
-        return f"{what} for {self.timeout:g} s"
+        last = f" (last error: {self.reader.last_error})" if self.reader.last_error else ""
+        return f"{what} for {self.timeout:g} s{last}"
 
     def _apply_labels(self, index: int) -> tuple[str, ...]:
         with self._lock:
@@ -356,7 +364,8 @@ class Watcher:
         labels = self._apply_labels(k)
         frames = self.ring.window(start, end)
         self.ring.release(start + self.stride)  # what no later window needs
-        if not frames:  # a gap in the stream (a reconnect): nothing to classify
+        if not frames:  # a gap in the stream (an outage): nothing to classify, counted
+            self.stats.skipped += 1
             return
         t0 = time.perf_counter()
         shape = frames[-1].image.shape  # a window across a change of resolution: the new one
