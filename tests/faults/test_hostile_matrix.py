@@ -159,6 +159,12 @@ def _prepare(w: World, out: str) -> list[str]:
     return ["prepare", str(w.videos), out, "--no-progress", "--workers", "1"]
 
 
+def _watch(w: World, out: str) -> list[str]:
+    # a file read to its end: the watch ends by itself
+    return ["watch", str(w.video), "--labels", "a,b", "--model", str(w.model), "--window",
+            "0.5", "--stride", "0.25", "-o", out]  # fmt: skip
+
+
 RECIPES: dict[tuple[str, str], Recipe] = {
     ("classify", "--output"): Recipe(_cls, suffix=".jsonl"),
     ("embed", "--output"): Recipe(
@@ -170,6 +176,7 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("convert", "OUTPUT"): Recipe(_convert, folder=True, suffix=""),
     ("export", "--output"): Recipe(_export, folder=True, suffix="", slow=True),
     ("prepare", "DST"): Recipe(_prepare, folder=True, suffix="", slow=True),
+    ("watch", "--output"): Recipe(_watch, suffix=".jsonl"),
 }
 RECIPES[("splits kshot", "--output")] = Recipe(
     lambda w, out: ["splits", "kshot", "--list", str(w.annotations), "--k", "1", "-o", out],
