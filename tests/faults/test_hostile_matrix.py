@@ -204,6 +204,8 @@ def _needs_more(w: World, out: str, command: str) -> list[str]:
         "bench model": ["bench", "model", "--json", out],
         "bench data": ["bench", "data", "--json", out],
         "bench engines": ["bench", "engines", "--json", out],
+        "bench watch": ["bench", "watch", "--json", out],
+        "bench segments": ["bench", "segments", "--model", str(w.model), "--json", out],
     }[command]  # fmt: skip
 
 
@@ -216,7 +218,8 @@ for command, option, folder in [
     ("fewshot", "--output", False), ("demo", "--output", True),
     ("interpolate", "--output", True), ("convert-openai", "OUTPUT", False),
     ("bench model", "--json", False), ("bench data", "--json", False),
-    ("bench engines", "--json", False),
+    ("bench engines", "--json", False), ("bench watch", "--json", False),
+    ("bench segments", "--json", False),
 ]:  # fmt: skip
     RECIPES[(command, option)] = Recipe(
         lambda w, out, c=command: _needs_more(w, out, c),

@@ -8,7 +8,7 @@ thread: opening, reconnecting, timing out), ``segments`` (thresholds with hyster
 """
 
 from .ring import Frame, FrameRing
-from .segments import Segment, Segmenter
+from .segments import Segment, Segmenter, window_slot
 from .stream import SourceEvent, StreamReader, source_kind
 from .watcher import LabelsChanged, LiveSourceError, Watcher, WatchStats, WindowResult
 
@@ -25,4 +25,5 @@ __all__ = [
     "Watcher",
     "WindowResult",
     "source_kind",
+    "window_slot",
 ]

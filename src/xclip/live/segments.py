@@ -21,7 +21,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Segment", "Segmenter"]
+__all__ = ["Segment", "Segmenter", "window_slot"]
+
+
+def window_slot(start: float, end: float, stride: float) -> tuple[float, float]:
+    """The part of the timeline a window stands for: ``stride`` seconds around its centre."""
+    centre = (start + end) / 2
+    return centre - stride / 2, centre + stride / 2
 
 
 @dataclass(frozen=True)

@@ -148,6 +148,7 @@ class StreamReader:
         self.on_event = on_event
         self.frames = 0
         self.corrupt_packets = 0
+        self.decode_seconds = 0.0  # spent decoding and converting frames (this thread's work)
         self.reconnects = 0
         self.error: str | None = None  # why the reader gave up (None: ended or stopped)
         self.last_error: str | None = None  # the last failure to open or read
@@ -287,11 +288,13 @@ class StreamReader:
         for packet in container.demux(stream):
             if self._stop.is_set():
                 break
+            t0 = time.perf_counter()
             try:
                 frames = packet.decode()
             except av.error.InvalidDataError:
                 self.corrupt_packets += 1
                 continue
+            self.decode_seconds += time.perf_counter() - t0
             for frame in frames:
                 t = self._clock(frame)
                 if self.realtime:
@@ -300,7 +303,10 @@ class StreamReader:
                     wait = start_wall + (t - start_time) - time.monotonic()
                     if wait > 0 and self._stop.wait(wait):
                         return self._got_frames
-                if not self.ring.put(t, self._image(frame), self._stop):
+                t0 = time.perf_counter()
+                image = self._image(frame)
+                self.decode_seconds += time.perf_counter() - t0
+                if not self.ring.put(t, image, self._stop):
                     return self._got_frames
                 self.frames += 1
                 self._got_frames += 1

@@ -43,7 +43,7 @@ from ..inference.classifier import VideoClassifier
 from ..inference.labels import check_labels
 from ..inference.pipeline import PreparedVideo
 from .ring import Frame, FrameRing
-from .segments import Segment, Segmenter
+from .segments import Segment, Segmenter, window_slot
 from .stream import SourceEvent, StreamReader, source_kind
 
 logger = logging.getLogger(__name__)
@@ -120,6 +120,7 @@ class WatchStats:
     busy: float = 0.0  # seconds the model thread spent on windows
     stream_seconds: float = 0.0  # the stream's clock at the last window's end
     frames: int = 0
+    decode_seconds: float = 0.0  # the reader thread's decoding and scaling
     dropped_frames: int = 0
     corrupt_packets: int = 0
     reconnects: int = 0
@@ -136,7 +137,8 @@ class WatchStats:
             "latency_p50": p50, "latency_p95": p95,
             "latency_max": max(self.latencies) if self.latencies else None,
             "busy_seconds": self.busy, "stream_seconds": self.stream_seconds,
-            "frames": self.frames, "dropped_frames": self.dropped_frames,
+            "frames": self.frames, "decode_seconds": self.decode_seconds,
+            "dropped_frames": self.dropped_frames,
             "corrupt_packets": self.corrupt_packets, "reconnects": self.reconnects,
             "ended": self.ended, "error": self.error,
         }  # fmt: skip
@@ -282,6 +284,7 @@ class Watcher:
                 self._publish(seg)
             s = self.stats
             s.frames, s.dropped_frames = self.reader.frames, self.ring.dropped
+            s.decode_seconds = self.reader.decode_seconds
             s.corrupt_packets, s.reconnects = self.reader.corrupt_packets, self.reader.reconnects
         if s.ended == "source lost" and s.frames == 0:
             raise LiveSourceError(f"{self.source}: {s.error}")
@@ -390,6 +393,5 @@ class Watcher:
         s.busy += t3 - t0
         s.stream_seconds = end
         self._publish(result)
-        slot = (start + end - self.stride) / 2, (start + end + self.stride) / 2
-        for seg in self.segmenter.update(*slot, result.scores):
+        for seg in self.segmenter.update(*window_slot(start, end, self.stride), result.scores):
             self._publish(seg)

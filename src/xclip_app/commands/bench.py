@@ -10,9 +10,9 @@ import os
 import sys
 
 from xclip_app.bench.clips import CLIPS, DEFAULT_CLIPS
-from xclip_app.exit_codes import EXIT_OK, EXIT_SOME_FAILED
+from xclip_app.exit_codes import EXIT_OK, EXIT_SOME_FAILED, UsageError
 from xclip_app.inference_args import add_overwrite_argument
-from xclip_app.option_types import positive_float
+from xclip_app.option_types import finite_float, positive_float
 
 NAME = "bench"
 HELP = "benchmarks: `bench model` times xclip against transformers.XCLIPModel (same weights)"
@@ -84,7 +84,9 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="what", required=True, metavar="{model,data,engines}")
+    sub = p.add_subparsers(
+        dest="what", required=True, metavar="{model,data,engines,watch,segments}"
+    )
     add_model_arguments(
         sub.add_parser("model", help="model forward latency/throughput against transformers")
     )
@@ -93,6 +95,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     add_engines_arguments(  # xclip_app.bench.engines
         sub.add_parser("engines", help="videos/s: local vs ray engine; prepared vs raw 720p")
+    )
+    add_watch_arguments(  # xclip_app.bench.watch
+        sub.add_parser(
+            "watch", help="live recognition: latency p50/p95, real-time factor, skipped windows"
+        )
+    )
+    add_segments_arguments(  # xclip_app.bench.segments
+        sub.add_parser(
+            "segments", help="watch's segments on a stream of the demo's motions: found, false"
+        )
     )
 
 
@@ -109,6 +121,53 @@ def add_engines_arguments(p: argparse.ArgumentParser) -> None:
     add_overwrite_argument(p)
 
 
+def add_watch_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``bench watch``."""
+    p.add_argument("--clips-dir", default=os.path.join(".cache", "bench_watch"))
+    p.add_argument(
+        "--models",
+        default="demo,xclip_b32_8f",
+        help="comma-separated: demo (the demo's architecture) and/or architecture names "
+        "(random weights; default demo,xclip_b32_8f)",
+    )
+    p.add_argument("--precisions", default="fp32,bf16", help="comma-separated (default fp32,bf16)")
+    p.add_argument("--strides", default="0.5,1,2", help="comma-separated seconds (default 0.5,1,2)")
+    p.add_argument("--window", type=positive_float(), default=2.0, help="seconds (default 2)")
+    p.add_argument(
+        "--seconds", type=positive_float(), default=20.0, help="stream length per run (default 20)"
+    )
+    p.add_argument("--size", default="640x360", help="stream frame size WxH (default 640x360)")
+    p.add_argument("--fps", type=int, default=25, help="stream frame rate (default 25)")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--json", default=None, help="write every number here")
+    add_overwrite_argument(p)
+
+
+def add_segments_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``bench segments``."""
+    p.add_argument(
+        "--model",
+        required=True,
+        help="a trained demo model (after `xclip-video demo`: runs/demo/runs/main/best)",
+    )
+    p.add_argument("--work-dir", default=os.path.join(".cache", "bench_segments"))
+    p.add_argument("--segments", type=int, default=30, help="true segments (default 30)")
+    p.add_argument(
+        "--heldout", action="store_true", help="the held-out classes (zero-shot) instead of seen"
+    )
+    p.add_argument("--window", type=positive_float(), default=2.0, help="seconds (default 2)")
+    p.add_argument("--stride", type=positive_float(), default=0.5, help="seconds (default 0.5)")
+    p.add_argument(
+        "--thresholds", default="0.3,0.5,0.7", help="comma-separated (default 0.3,0.5,0.7)"
+    )
+    p.add_argument(
+        "--min-duration", type=finite_float(0.0), default=0.5, help="seconds (default 0.5)"
+    )
+    p.add_argument("--seed", type=int, default=2024, help="the stream's seed (default 2024)")
+    p.add_argument("--json", default=None, help="write every number here")
+    add_overwrite_argument(p)
+
+
 def run(args: argparse.Namespace) -> int:
     from xclip_app.outputs import check_output  # lazy: CLI start-up
 
@@ -120,6 +179,10 @@ def run(args: argparse.Namespace) -> int:
         return run_data(args)
     if args.what == "engines":
         return run_engines(args)
+    if args.what == "watch":
+        return run_watch(args)
+    if args.what == "segments":
+        return run_segments(args)
     return run_model(args)
 
 
@@ -165,6 +228,56 @@ def run_engines(args: argparse.Namespace) -> int:
         args.clips_dir, arch=args.arch, videos=args.videos, frames=args.frames,
         workers=tuple(args.workers), cpus_per_worker=args.cpus_per_worker,
         ray_engine=not args.no_ray,
+    )  # fmt: skip
+    if args.json:
+        atomic_write_text(args.json, json.dumps(result, indent=1))
+    return EXIT_OK
+
+
+def run_watch(args: argparse.Namespace) -> int:
+    """``bench watch``: a row per run as it finishes, the table at the end, ``--json``."""
+    import torch  # lazy: CLI start-up
+
+    from xclip.atomic import atomic_write_text  # lazy: CLI start-up
+    from xclip_app.bench.watch import bench_watch, format_watch_result  # lazy: CLI start-up
+
+    try:
+        strides = [float(x) for x in _comma_list(args.strides) or []]
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--strides/--size: numbers expected, got {args.strides!r}, "
+                         f"{args.size!r}") from None  # fmt: skip
+    if not strides or min(strides) <= 0 or width < 16 or height < 16 or args.fps < 1:
+        raise UsageError("--strides must be > 0, --size at least 16x16, --fps >= 1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = bench_watch(
+        args.clips_dir, models=_comma_list(args.models) or [],
+        precisions=_comma_list(args.precisions) or [], strides=strides, window=args.window,
+        seconds=args.seconds, size=(width, height), fps=args.fps,
+        log=lambda msg: print(msg, file=sys.stderr, flush=True),
+    )  # fmt: skip
+    print(format_watch_result(result))
+    if args.json:
+        atomic_write_text(args.json, json.dumps(result, indent=1))
+    return EXIT_OK
+
+
+def run_segments(args: argparse.Namespace) -> int:
+    """``bench segments``: a line per threshold, every number to ``--json``."""
+    from xclip.atomic import atomic_write_text  # lazy: CLI start-up
+    from xclip_app.bench.segments import score_watch  # lazy: CLI start-up
+
+    try:
+        thresholds = [float(x) for x in _comma_list(args.thresholds) or []]
+    except ValueError:
+        raise UsageError(f"--thresholds: numbers expected, got {args.thresholds!r}") from None
+    if not thresholds or not all(0 < t <= 1 for t in thresholds) or args.segments < 1:
+        raise UsageError("--thresholds must be in (0, 1] and --segments >= 1")
+    result = score_watch(
+        args.model, args.work_dir, heldout=args.heldout, segments=args.segments,
+        window=args.window, stride=args.stride, thresholds=thresholds,
+        min_duration=args.min_duration, seed=args.seed,
     )  # fmt: skip
     if args.json:
         atomic_write_text(args.json, json.dumps(result, indent=1))

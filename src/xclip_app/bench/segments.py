@@ -1,0 +1,182 @@
+"""``bench segments``: are the segments of ``xclip-video watch`` right? A stream made of the demo's
+motions with known segments, watched, and scored.
+
+The stream (:func:`motion_stream`): ``segments`` clips of the demo's world (each a 2 s motion of
+one class, 16 frames at 8 fps, 48 px, rendered by :mod:`xclip_app.demo.world` with seeds the
+demo's dataset does not use), each after a still of ``gap`` seconds (the clip's first frame held,
+with the world's pixel noise: the subject stands still before it moves). The true segments are
+the clips' spans.
+
+The watch (:func:`score_watch`) runs :class:`xclip.live.Watcher` over the stream as a file read
+losslessly (every window classified; times are on the stream's clock, so the pace does not
+matter), with every class of the chosen set as its labels, once; the windows' probabilities are
+then segmented at each threshold asked for (:class:`xclip.live.Segmenter`, release at 0.8 x the
+threshold). Scores, per threshold:
+
+- **found**: the fraction of true segments matched by a reported segment of the same label at
+  temporal IoU >= ``min_iou`` (each matched once, greedily by IoU);
+- **false per minute**: reported segments matched to no true segment, per minute of stream;
+- **precision**: matched / reported.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["TrueSegment", "match_segments", "motion_stream", "score_watch", "tiou"]
+
+
+@dataclass(frozen=True)
+class TrueSegment:
+    label: str
+    start: float
+    end: float
+
+
+def tiou(a_start: float, a_end: float, b_start: float, b_end: float) -> float:
+    """Temporal intersection over union of two intervals."""
+    inter = max(0.0, min(a_end, b_end) - max(a_start, b_start))
+    union = max(a_end, b_end) - min(a_start, b_start)
+    return inter / union if union > 0 else 0.0
+
+
+def match_segments(
+    predicted: Sequence[Any], truth: Sequence[TrueSegment], min_iou: float = 0.5
+) -> int:
+    """How many true segments a predicted one (``label``/``start``/``end``) of the same label
+    matches at IoU >= ``min_iou``; each of either side matched at most once, best IoU first."""
+    pairs = sorted(
+        (
+            (tiou(p.start, p.end, t.start, t.end), i, j)
+            for i, p in enumerate(predicted)
+            for j, t in enumerate(truth)
+            if p.label == t.label
+        ),
+        reverse=True,
+    )
+    used_p, used_t = set(), set()
+    for iou, i, j in pairs:
+        if iou < min_iou:
+            break
+        if i not in used_p and j not in used_t:
+            used_p.add(i)
+            used_t.add(j)
+    return len(used_t)
+
+
+def motion_stream(
+    path: str | os.PathLike,
+    classes: Sequence[str],
+    *,
+    segments: int = 30,
+    gap: tuple[float, float] = (2.0, 4.0),
+    seed: int = 2024,
+) -> list[TrueSegment]:
+    """Write the stream (see the module doc) of clips of ``classes`` (demo class names) to
+    ``path``; its true segments."""
+    import numpy as np  # lazy: CLI start-up
+
+    from xclip.data.synthetic import write_video  # lazy: CLI start-up
+    from xclip_app.demo.generate import DataSpec, class_table  # lazy: CLI start-up
+    from xclip_app.demo.world import PAIRS, render_clip, sample_clip_params  # lazy: CLI start-up
+
+    spec = DataSpec()
+    rows = {r["name"]: r for r in class_table()}
+    rng = np.random.default_rng([seed, 7])  # the demo's dataset seeds clips with [seed, ...5]
+    frames: list[np.ndarray] = []
+    truth = []
+    fps = spec.fps
+    for _ in range(segments):
+        row = rows[classes[int(rng.integers(len(classes)))]]
+        params = sample_clip_params(rng, row["pair"], row["colour"], spec.distractor_p)
+        clip = render_clip(params, rng, spec.num_frames, spec.size)
+        if row["direction"] == 1:
+            clip = clip[::-1]
+        assert row["motion"] == PAIRS[row["pair"]][row["direction"]]
+        for _ in range(int(round(rng.uniform(*gap) * fps))):
+            noise = rng.normal(0, 3, clip[0].shape)
+            frames.append(np.clip(clip[0] + noise, 0, 255).astype(np.uint8))
+        start = len(frames) / fps
+        frames.extend(clip)
+        truth.append(TrueSegment(row["name"], start, len(frames) / fps))
+    for _ in range(int(gap[0] * fps)):  # the stream ends after a still, as it starts
+        frames.append(frames[-1])
+    write_video(path, np.stack(frames), fps=fps, codec="mpeg4", gop=spec.num_frames)
+    return truth
+
+
+def score_watch(
+    model: str | os.PathLike,
+    work_dir: str | os.PathLike,
+    *,
+    heldout: bool = False,
+    segments: int = 30,
+    window: float = 2.0,
+    stride: float = 0.5,
+    thresholds: Sequence[float] = (0.3, 0.5, 0.7),
+    min_duration: float = 0.5,
+    min_iou: float = 0.5,
+    seed: int = 2024,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Watch the motion stream with ``model`` (a trained demo model) and score its segments."""
+    from xclip.inference import VideoClassifier  # lazy: CLI start-up
+    from xclip.live import Segmenter, Watcher, WindowResult, window_slot  # lazy: CLI start-up
+    from xclip_app.demo.generate import class_table  # lazy: CLI start-up
+
+    classes = [r["name"] for r in class_table() if r["heldout"] == heldout]
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    stream = work / f"motions-{'heldout' if heldout else 'seen'}-{segments}-{seed}.mp4"
+    truth = motion_stream(stream, classes, segments=segments, seed=seed)
+    minutes = (truth[-1].end + 2.0) / 60
+    clf = VideoClassifier(model, classes, device="cpu")
+    watcher = Watcher(clf, str(stream), window=window, stride=stride)
+    windows: list[WindowResult] = []
+    watcher.subscribe(lambda e: windows.append(e) if isinstance(e, WindowResult) else None)
+    stats = watcher.run()
+    top1 = _window_top1(windows, truth)
+    result: dict[str, Any] = {
+        "model": str(model), "classes": "held-out" if heldout else "seen",
+        "labels": len(classes), "stream": str(stream), "segments": len(truth),
+        "stream_minutes": minutes, "window": window, "stride": stride,
+        "min_duration": min_duration, "min_iou": min_iou, "windows": stats.windows,
+        "window_top1_inside_segments": top1, "by_threshold": [],
+        "truth": [asdict(t) for t in truth],
+    }  # fmt: skip
+    for th in thresholds:
+        seg = Segmenter(th, 0.8 * th, min_duration)
+        found = []
+        for w in windows:
+            found += seg.update(*window_slot(w.start, w.end, stride), w.scores)
+        found += seg.flush()
+        closed = [s for s in found if not s.open]
+        matched = match_segments(closed, truth, min_iou)
+        row = {
+            "threshold": th, "release": 0.8 * th, "reported": len(closed), "matched": matched,
+            "found": matched / len(truth), "false_per_minute": (len(closed) - matched) / minutes,
+            "precision": matched / len(closed) if closed else None,
+        }  # fmt: skip
+        result["by_threshold"].append(row)
+        log(
+            f"threshold {th:.2f}: found {row['found']:.0%} of {len(truth)} true segments at "
+            f"tIoU >= {min_iou:g}; {row['false_per_minute']:.2f} false segments per minute "
+            f"({len(closed)} reported)"
+        )
+    return result
+
+
+def _window_top1(windows: Sequence[Any], truth: Sequence[TrueSegment]) -> float | None:
+    """Top-1 accuracy of the windows that mostly cover one true segment (tIoU >= 0.6): the
+    classifier alone, before any segmenting."""
+    hits = n = 0
+    for w in windows:
+        for t in truth:
+            if tiou(w.start, w.end, t.start, t.end) >= 0.6:
+                n += 1
+                hits += w.labels[0] == t.label
+    return hits / n if n else None
