@@ -10,8 +10,8 @@ the clips' spans.
 The watch (:func:`score_watch`) runs :class:`xclip.live.Watcher` over the stream as a file read
 losslessly (every window classified; times are on the stream's clock, so the pace does not
 matter), with every class of the chosen set as its labels, once; the windows' probabilities are
-then segmented at each threshold asked for (:class:`xclip.live.Segmenter`, release at 0.8 x the
-threshold). Scores, per threshold:
+then segmented at each threshold and minimum duration asked for (:class:`xclip.live.Segmenter`,
+release at 0.8 x the threshold). Scores, per pair:
 
 - **found**: the fraction of true segments matched by a reported segment of the same label at
   temporal IoU >= ``min_iou`` (each matched once, greedily by IoU);
@@ -118,7 +118,7 @@ def score_watch(
     window: float = 2.0,
     stride: float = 0.5,
     thresholds: Sequence[float] = (0.3, 0.5, 0.7),
-    min_duration: float = 0.5,
+    min_durations: Sequence[float] = (0.5, 1.0),
     min_iou: float = 0.5,
     seed: int = 2024,
     log: Callable[[str], None] = print,
@@ -144,11 +144,11 @@ def score_watch(
         "model": str(model), "classes": "held-out" if heldout else "seen",
         "labels": len(classes), "stream": str(stream), "segments": len(truth),
         "stream_minutes": minutes, "window": window, "stride": stride,
-        "min_duration": min_duration, "min_iou": min_iou, "windows": stats.windows,
-        "window_top1_inside_segments": top1, "by_threshold": [],
+        "min_iou": min_iou, "windows": stats.windows,
+        "window_top1_inside_segments": top1, "grid": [],
         "truth": [asdict(t) for t in truth],
     }  # fmt: skip
-    for th in thresholds:
+    for th, min_duration in ((t, d) for d in min_durations for t in thresholds):
         seg = Segmenter(th, 0.8 * th, min_duration)
         found = []
         for w in windows:
@@ -157,13 +157,14 @@ def score_watch(
         closed = [s for s in found if not s.open]
         matched = match_segments(closed, truth, min_iou)
         row = {
-            "threshold": th, "release": 0.8 * th, "reported": len(closed), "matched": matched,
+            "threshold": th, "release": 0.8 * th, "min_duration": min_duration,
+            "reported": len(closed), "matched": matched,
             "found": matched / len(truth), "false_per_minute": (len(closed) - matched) / minutes,
             "precision": matched / len(closed) if closed else None,
         }  # fmt: skip
-        result["by_threshold"].append(row)
+        result["grid"].append(row)
         log(
-            f"threshold {th:.2f}: found {row['found']:.0%} of {len(truth)} true segments at "
+            f"threshold {th:.2f}, min duration {min_duration:g} s: found {row['found']:.0%} of {len(truth)} true segments at "
             f"tIoU >= {min_iou:g}; {row['false_per_minute']:.2f} false segments per minute "
             f"({len(closed)} reported)"
         )

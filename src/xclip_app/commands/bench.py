@@ -12,7 +12,7 @@ import sys
 from xclip_app.bench.clips import CLIPS, DEFAULT_CLIPS
 from xclip_app.exit_codes import EXIT_OK, EXIT_SOME_FAILED, UsageError
 from xclip_app.inference_args import add_overwrite_argument
-from xclip_app.option_types import finite_float, positive_float
+from xclip_app.option_types import positive_float
 
 NAME = "bench"
 HELP = "benchmarks: `bench model` times xclip against transformers.XCLIPModel (same weights)"
@@ -161,7 +161,7 @@ def add_segments_arguments(p: argparse.ArgumentParser) -> None:
         "--thresholds", default="0.3,0.5,0.7", help="comma-separated (default 0.3,0.5,0.7)"
     )
     p.add_argument(
-        "--min-duration", type=finite_float(0.0), default=0.5, help="seconds (default 0.5)"
+        "--min-durations", default="0.5,1", help="comma-separated seconds (default 0.5,1)"
     )
     p.add_argument("--seed", type=int, default=2024, help="the stream's seed (default 2024)")
     p.add_argument("--json", default=None, help="write every number here")
@@ -270,14 +270,17 @@ def run_segments(args: argparse.Namespace) -> int:
 
     try:
         thresholds = [float(x) for x in _comma_list(args.thresholds) or []]
+        durations = [float(x) for x in _comma_list(args.min_durations) or []]
     except ValueError:
-        raise UsageError(f"--thresholds: numbers expected, got {args.thresholds!r}") from None
-    if not thresholds or not all(0 < t <= 1 for t in thresholds) or args.segments < 1:
+        raise UsageError("--thresholds/--min-durations: comma-separated numbers") from None
+    if not (thresholds and all(0 < t <= 1 for t in thresholds)) or args.segments < 1:
         raise UsageError("--thresholds must be in (0, 1] and --segments >= 1")
+    if not (durations and all(0 <= d < 1e6 for d in durations)):
+        raise UsageError("--min-durations must be seconds >= 0")
     result = score_watch(
         args.model, args.work_dir, heldout=args.heldout, segments=args.segments,
         window=args.window, stride=args.stride, thresholds=thresholds,
-        min_duration=args.min_duration, seed=args.seed,
+        min_durations=durations, seed=args.seed,
     )  # fmt: skip
     if args.json:
         atomic_write_text(args.json, json.dumps(result, indent=1))
