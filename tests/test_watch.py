@@ -329,3 +329,56 @@ def test_interrupt_flushes_the_open_segments(sig, code, tiny, clip4s, tmp_path):
     closed = [r for r in rows if r["type"] == "segment" and not r["open"]]
     assert closed, rows  # the open segments were ended and written before the exit
     assert err.strip().splitlines()[-1].endswith("interrupted" if code == 130 else "(SIGTERM)")
+
+
+# -- the benchmarks ----------------------------------------------------------------------------
+
+
+def test_match_segments_needs_the_label_and_the_overlap():
+    from xclip_app.bench.segments import TrueSegment, match_segments, tiou
+
+    assert tiou(0, 2, 1, 3) == pytest.approx(1 / 3)
+    truth = [TrueSegment("a", 0, 2), TrueSegment("b", 4, 6)]
+
+    class P:
+        def __init__(self, label, start, end):
+            self.label, self.start, self.end = label, start, end
+
+    # one good match, one with the wrong label, one too short, one duplicate of the first
+    pred = [P("a", 0.2, 2.1), P("a", 4, 6), P("b", 4, 4.5), P("a", 0, 2)]
+    assert match_segments(pred, truth) == 1
+    assert match_segments([*pred, P("b", 4.5, 6.5)], truth) == 2
+
+
+def test_bench_watch_smoke(tmp_path, capsys):
+    out = tmp_path / "watch.json"
+    argv = ["bench", "watch", "--models", "xclip_test", "--precisions", "fp32", "--strides",
+            "1", "--window", "1", "--seconds", "3", "--size", "64x48", "--fps", "10",
+            "--clips-dir", str(tmp_path / "clips"), "--json", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    assert "RTF" in capsys.readouterr().out
+    (run,) = json.loads(out.read_text())["runs"]
+    assert run["windows_in_stream"] == 3 and run["windows"] + run["skipped"] == 3
+    assert run["windows"] >= 1 and 0 <= run["latency_p50"] <= run["latency_p95"]
+    assert run["rtf"] > 0 and set(run["stage_means"]) == {"sample", "preprocess", "model"}
+
+
+def test_bench_segments_smoke(tiny, tmp_path):
+    from xclip_app.bench.segments import motion_stream
+    from xclip_app.demo.generate import class_table
+
+    classes = [r["name"] for r in class_table() if not r["heldout"]]
+    truth = motion_stream(tmp_path / "s.mp4", classes, segments=3, seed=5)
+    assert len(truth) == 3 and all(t.end - t.start == pytest.approx(2.0) for t in truth)
+    assert all(a.end < b.start for a, b in zip(truth, truth[1:], strict=False))
+    assert {t.label for t in truth} <= set(classes)
+    out = tmp_path / "seg.json"
+    argv = ["bench", "segments", "--model", str(tiny), "--segments", "2", "--work-dir",
+            str(tmp_path / "w"), "--thresholds", "0.02,0.5", "--min-durations", "0",
+            "--json", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    res = json.loads(out.read_text())
+    assert [g["threshold"] for g in res["grid"]] == [0.02, 0.5]
+    assert all(0 <= g["found"] <= 1 and g["false_per_minute"] >= 0 for g in res["grid"])
+    # a threshold below 1/40 keeps some label open all the time: segments are reported
+    assert res["grid"][0]["reported"] >= 1
