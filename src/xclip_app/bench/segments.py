@@ -3,9 +3,11 @@ motions with known segments, watched, and scored.
 
 The stream (:func:`motion_stream`): ``segments`` clips of the demo's world (each a 2 s motion of
 one class, 16 frames at 8 fps, 48 px, rendered by :mod:`xclip_app.demo.world` with seeds the
-demo's dataset does not use), each after a still of ``gap`` seconds (the clip's first frame held,
-with the world's pixel noise: the subject stands still before it moves). The true segments are
-the clips' spans.
+demo's dataset does not use) separated by stills of ``gap`` seconds, with the world's pixel noise:
+the subject stays where its motion ended for the first half of the gap, then the scene cuts to
+the next subject, which stands still where its motion will start. The true segments are the
+clips' spans; the cuts, halfway between motions, are not events (a segment reported there is a
+false one).
 
 The watch (:func:`score_watch`) runs :class:`xclip.live.Watcher` over the stream as a file read
 losslessly (every window classified; times are on the stream's clock, so the pace does not
@@ -90,6 +92,12 @@ def motion_stream(
     frames: list[np.ndarray] = []
     truth = []
     fps = spec.fps
+
+    def hold(image: np.ndarray, n: int) -> None:
+        for _ in range(n):  # a still, with the world's pixel noise
+            frames.append(np.clip(image + rng.normal(0, 3, image.shape), 0, 255).astype(np.uint8))
+
+    last = None
     for _ in range(segments):
         row = rows[classes[int(rng.integers(len(classes)))]]
         params = sample_clip_params(rng, row["pair"], row["colour"], spec.distractor_p)
@@ -97,14 +105,15 @@ def motion_stream(
         if row["direction"] == 1:
             clip = clip[::-1]
         assert row["motion"] == PAIRS[row["pair"]][row["direction"]]
-        for _ in range(int(round(rng.uniform(*gap) * fps))):
-            noise = rng.normal(0, 3, clip[0].shape)
-            frames.append(np.clip(clip[0] + noise, 0, 255).astype(np.uint8))
+        n = int(round(rng.uniform(*gap) * fps))
+        if last is not None:  # the last subject stays where its motion ended, then the scene cuts
+            hold(last, n // 2)
+        hold(clip[0], n if last is None else n - n // 2)
         start = len(frames) / fps
         frames.extend(clip)
         truth.append(TrueSegment(row["name"], start, len(frames) / fps))
-    for _ in range(int(gap[0] * fps)):  # the stream ends after a still, as it starts
-        frames.append(frames[-1])
+        last = clip[-1]
+    hold(last, int(gap[0] * fps))  # the stream ends on a still, as it starts
     write_video(path, np.stack(frames), fps=fps, codec="mpeg4", gop=spec.num_frames)
     return truth
 
