@@ -382,3 +382,18 @@ def test_bench_segments_smoke(tiny, tmp_path):
     assert all(0 <= g["found"] <= 1 and g["false_per_minute"] >= 0 for g in res["grid"])
     # a threshold below 1/40 keeps some label open all the time: segments are reported
     assert res["grid"][0]["reported"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("source", "extra", "says"),
+    [
+        ("srt://127.0.0.1:9", [], "built without this protocol"),
+        ("/dev/video0", ["--input-format", "no-such-demuxer"], "no-such-demuxer"),
+    ],
+)
+def test_what_ffmpeg_cannot_open_is_one_line_at_once(source, extra, says, tiny, capsys):
+    t0 = time.monotonic()
+    code, rows, err = _watch(capsys, source, *_base(tiny), *extra, "--timeout", "30")
+    assert code == 2 and rows == []
+    assert err.strip().splitlines()[-1].startswith(f"xclip-video watch: error: {source}: cannot")
+    assert says in err and time.monotonic() - t0 < 25  # not retried until the timeout

@@ -92,6 +92,12 @@ class SourceEvent:
 def _describe(e: BaseException) -> str:
     if isinstance(e, av.error.ExitError):  # FFmpeg's interrupt callback: our timeout
         return "timed out waiting for data"
+    if isinstance(e, av.error.ProtocolNotFoundError):
+        return (
+            "the FFmpeg in PyAV was built without this protocol (srt:// needs libsrt); an "
+            "FFmpeg that has it can pipe the stream in: ffmpeg -i URL -c copy -f mpegts - | "
+            "xclip-video watch - ..."
+        )
     if isinstance(e, av.error.FFmpegError) and e.strerror:
         return str(e.strerror)
     return str(e) or type(e).__name__
@@ -205,9 +211,13 @@ class StreamReader:
             while not self._stop.is_set():
                 try:
                     container = self._open(last_frame_at)
-                except (av.error.FFmpegError, OSError) as e:
+                except (av.error.FFmpegError, OSError, ValueError) as e:
                     reason = self._failed(e)
-                    if not self.live:
+                    # no retry helps a protocol or a demuxer this FFmpeg does not have
+                    fatal = isinstance(e, av.error.ProtocolNotFoundError) or not isinstance(
+                        e, av.error.FFmpegError | OSError
+                    )
+                    if fatal or not self.live:
                         self.error = f"cannot open: {reason}"
                         return
                     attempt = self._backoff(attempt, reason, last_frame_at)
