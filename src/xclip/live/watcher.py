@@ -259,6 +259,9 @@ class Watcher:
         except LiveSourceError as e:
             self.stats.error = str(e)
             logger.error("%s", e)
+        except Exception as e:  # a background thread has no caller to raise to
+            self.stats.ended, self.stats.error = "failed", f"{type(e).__name__}: {e}"
+            logger.exception("%s: the watcher failed", self.source)
 
     # -- the model's loop -----------------------------------------------------------------------
     def _publish(self, event: Event) -> None:
