@@ -397,3 +397,20 @@ def test_what_ffmpeg_cannot_open_is_one_line_at_once(source, extra, says, tiny, 
     assert code == 2 and rows == []
     assert err.strip().splitlines()[-1].startswith(f"xclip-video watch: error: {source}: cannot")
     assert says in err and time.monotonic() - t0 < 25  # not retried until the timeout
+
+
+def test_a_silent_pipe_ends_after_the_timeout(tiny):
+    """FFmpeg's timeout does not reach a blocking read on a pipe: the watcher gives up itself."""
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xclip_app.cli", "watch", "-", *_base(tiny), "--timeout", "1"],
+        env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        proc.wait(timeout=60)  # stdin stays open and silent (communicate() would close it)
+    finally:
+        proc.kill()
+    out, err = proc.stdout.read(), proc.stderr.read()
+    proc.stdin.close()
+    assert proc.returncode == 2 and out == ""
+    assert err.strip().splitlines()[-1] == "xclip-video watch: error: -: no frames for 1 s"
