@@ -414,3 +414,28 @@ def test_a_silent_pipe_ends_after_the_timeout(tiny):
     proc.stdin.close()
     assert proc.returncode == 2 and out == ""
     assert err.strip().splitlines()[-1] == "xclip-video watch: error: -: no frames for 1 s"
+
+
+def test_editing_the_labels_file_changes_the_labels(tiny, clip4s, tmp_path, capsys):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("dark\nbright\n", encoding="utf-8")
+    out = tmp_path / "rows.jsonl"
+
+    def edit():  # once the first window is out
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (out.exists() and out.read_text().strip()):
+            time.sleep(0.02)
+        labels.write_text("a cat\n# a comment\na dog\na bird\n", encoding="utf-8")
+
+    t = threading.Thread(target=edit)
+    t.start()
+    code, _, err = _watch(capsys, str(clip4s), "--labels-file", str(labels), "--model",
+                          str(tiny), "--window", "1", "--stride", "0.5", "--realtime",
+                          "-o", str(out))  # fmt: skip
+    t.join()
+    assert code == 0, err
+    rows = _rows(out.read_text())
+    sets = [frozenset(p["label"] for p in r["predictions"]) for r in rows if r["type"] == "window"]
+    old, new = frozenset({"dark", "bright"}), frozenset({"a cat", "a dog", "a bird"})
+    assert sets[0] == old and sets[-1] == new  # changed mid-stream, once
+    assert all(x == new for x in sets[sets.index(new) :])
