@@ -335,7 +335,7 @@ def test_interrupt_flushes_the_open_segments(sig, code, tiny, clip4s, tmp_path):
 
 
 def test_match_segments_needs_the_label_and_the_overlap():
-    from xclip_app.bench.segments import TrueSegment, match_segments, tiou
+    from xclip_app.bench.segments import TrueSegment, false_kinds, match_segments, tiou
 
     assert tiou(0, 2, 1, 3) == pytest.approx(1 / 3)
     truth = [TrueSegment("a", 0, 2), TrueSegment("b", 4, 6)]
@@ -344,10 +344,15 @@ def test_match_segments_needs_the_label_and_the_overlap():
         def __init__(self, label, start, end):
             self.label, self.start, self.end = label, start, end
 
-    # one good match, one with the wrong label, one too short, one duplicate of the first
+    # two good ones for one true segment (the better is matched), one with the wrong label,
+    # one too short
     pred = [P("a", 0.2, 2.1), P("a", 4, 6), P("b", 4, 4.5), P("a", 0, 2)]
-    assert match_segments(pred, truth) == 1
-    assert match_segments([*pred, P("b", 4.5, 6.5)], truth) == 2
+    assert match_segments(pred, truth) == {3: 0}
+    assert match_segments([*pred, P("b", 4.5, 6.5)], truth) == {3: 0, 4: 1}
+    more = [*pred, P("a", 2.5, 3.5)]
+    assert false_kinds(more, truth, match_segments(more, truth)) == {
+        "in_stills": 1, "wrong_label": 1, "misaligned": 2,
+    }  # fmt: skip
 
 
 def test_bench_watch_smoke(tmp_path, capsys):

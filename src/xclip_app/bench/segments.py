@@ -18,7 +18,9 @@ release at 0.8 x the threshold). Scores, per pair:
 - **found**: the fraction of true segments matched by a reported segment of the same label at
   temporal IoU >= ``min_iou`` (each matched once, greedily by IoU);
 - **false per minute**: reported segments matched to no true segment, per minute of stream;
-- **precision**: matched / reported.
+- **precision**: matched / reported;
+- where the false ones are (:func:`false_kinds`): in a still or a cut, over a true segment of
+  another label, or the right label misaligned.
 """
 
 from __future__ import annotations
@@ -29,7 +31,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TrueSegment", "match_segments", "motion_stream", "score_watch", "tiou"]
+__all__ = [
+    "TrueSegment",
+    "false_kinds",
+    "match_segments",
+    "motion_stream",
+    "score_watch",
+    "tiou",
+]
 
 
 @dataclass(frozen=True)
@@ -48,9 +57,10 @@ def tiou(a_start: float, a_end: float, b_start: float, b_end: float) -> float:
 
 def match_segments(
     predicted: Sequence[Any], truth: Sequence[TrueSegment], min_iou: float = 0.5
-) -> int:
-    """How many true segments a predicted one (``label``/``start``/``end``) of the same label
-    matches at IoU >= ``min_iou``; each of either side matched at most once, best IoU first."""
+) -> dict[int, int]:
+    """``{predicted index: true index}``: predicted segments (``label``/``start``/``end``)
+    matched to a true one of the same label at IoU >= ``min_iou``; each of either side matched
+    at most once, best IoU first."""
     pairs = sorted(
         (
             (tiou(p.start, p.end, t.start, t.end), i, j)
@@ -60,14 +70,33 @@ def match_segments(
         ),
         reverse=True,
     )
-    used_p, used_t = set(), set()
+    matched: dict[int, int] = {}
     for iou, i, j in pairs:
         if iou < min_iou:
             break
-        if i not in used_p and j not in used_t:
-            used_p.add(i)
-            used_t.add(j)
-    return len(used_t)
+        if i not in matched and j not in matched.values():
+            matched[i] = j
+    return matched
+
+
+def false_kinds(
+    predicted: Sequence[Any], truth: Sequence[TrueSegment], matched: dict[int, int]
+) -> dict[str, int]:
+    """Where the unmatched predicted segments are: ``in_stills`` (overlapping no true segment:
+    a still or a cut), ``wrong_label`` (overlapping a true segment of another label),
+    ``misaligned`` (the right label, IoU below the bar)."""
+    out = {"in_stills": 0, "wrong_label": 0, "misaligned": 0}
+    for i, p in enumerate(predicted):
+        if i in matched:
+            continue
+        best = max(truth, key=lambda t: tiou(p.start, p.end, t.start, t.end))
+        if tiou(p.start, p.end, best.start, best.end) == 0:
+            out["in_stills"] += 1
+        elif any(t.label == p.label and tiou(p.start, p.end, t.start, t.end) > 0 for t in truth):
+            out["misaligned"] += 1
+        else:
+            out["wrong_label"] += 1
+    return out
 
 
 def motion_stream(
@@ -164,18 +193,20 @@ def score_watch(
             found += seg.update(*window_slot(w.start, w.end, stride), w.scores)
         found += seg.flush()
         closed = [s for s in found if not s.open]
-        matched = match_segments(closed, truth, min_iou)
+        pairs = match_segments(closed, truth, min_iou)
+        matched = len(pairs)
         row = {
             "threshold": th, "release": 0.8 * th, "min_duration": min_duration,
             "reported": len(closed), "matched": matched,
             "found": matched / len(truth), "false_per_minute": (len(closed) - matched) / minutes,
             "precision": matched / len(closed) if closed else None,
+            "false": false_kinds(closed, truth, pairs),
         }  # fmt: skip
         result["grid"].append(row)
         log(
             f"threshold {th:.2f}, min duration {min_duration:g} s: found {row['found']:.0%} of {len(truth)} true segments at "
             f"tIoU >= {min_iou:g}; {row['false_per_minute']:.2f} false segments per minute "
-            f"({len(closed)} reported)"
+            f"({len(closed)} reported; false: {row['false']})"
         )
     return result
 
