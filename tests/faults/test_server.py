@@ -26,7 +26,7 @@ import torch
 
 import xclip
 from xclip.data.video import VideoDecodeError, open_video
-from xclip.inference import VideoClassifier
+from xclip.inference import VideoClassifier, VideoProcessor
 from xclip_app.serve import ServeConfig, make_server
 from xclip_app.serve.allowed_hosts import AllowedHosts
 from xclip_app.serve.server import redact_paths
@@ -432,7 +432,7 @@ def test_a_bug_is_a_logged_500_and_never_bad_data(quiet, monkeypatch, caplog):
     monkeypatch.undo()
     # out of memory while preprocessing a readable video: not "could not be read as a video"
     for where in ("preprocess", "sample_indices"):  # (the second runs while decoding)
-        monkeypatch.setattr(clf, where, _raise(RuntimeError("CUDA out of memory")))
+        monkeypatch.setattr(VideoProcessor, where, _raise(RuntimeError("CUDA out of memory")))
         msg = json_error(pick(server, "clip.mp4"), 500)
         assert "could not be read" not in msg and "memory" not in msg
         monkeypatch.undo()

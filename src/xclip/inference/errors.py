@@ -18,7 +18,13 @@ from collections.abc import Iterator
 from xclip.data.video import VideoDecodeError
 from xclip.errors import InputError
 
-__all__ = ["BAD_VIDEO_ERRORS", "UnreadableVideoError", "explain_decode_errors", "one_line_error"]
+__all__ = [
+    "BAD_VIDEO_ERRORS",
+    "UnreadableVideoError",
+    "VideoTooLargeError",
+    "explain_decode_errors",
+    "one_line_error",
+]
 
 
 class UnreadableVideoError(VideoDecodeError, InputError):
@@ -38,6 +44,25 @@ class UnreadableVideoError(VideoDecodeError, InputError):
 
     def __reduce__(self):
         return (type(self), (self.path, self.decoder_reason))
+
+
+class VideoTooLargeError(UnreadableVideoError):
+    """A video whose frames are larger than a pixel cap (``max_pixels`` of a
+    :class:`~xclip.inference.processor.VideoProcessor`), refused from its header before any
+    frame is decoded: a 50 KB upload can decode to hundreds of MB."""
+
+    def __init__(self, path: str, width: int, height: int, limit: int):
+        self.width, self.height, self.limit = width, height, limit
+        VideoDecodeError.__init__(
+            self,
+            path,
+            f"frames of {width}x{height} ({width * height:,} pixels) are larger than the limit "
+            f"of {limit:,} pixels; scale the video down, e.g. `ffmpeg -i IN -vf scale=-2:720 OUT.mp4`",
+        )
+        self.decoder_reason = self.reason
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.width, self.height, self.limit))
 
 
 # What a batch run may record as a failed video and go on: the decoder's and the file system's

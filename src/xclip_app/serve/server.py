@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, parse_qs, urlsplit
 
-from xclip.data.video import VIDEO_EXTENSIONS, VideoDecodeError, open_video
+from xclip.data.video import VIDEO_EXTENSIONS, VideoDecodeError
 from xclip.errors import InputError
 from xclip.inference import PreparedVideo, VideoClassifier, check_labels
 
@@ -161,6 +161,10 @@ class XCLIPServer(ThreadingHTTPServer):
     ) -> None:
         self.classifier = classifier
         self.config = config
+        # the classifier's video path, for a stranger's file: FFmpeg restricted to the one file
+        self.processor = classifier.processor.replace(
+            backend="pyav", timeout=config.decode_timeout, untrusted=True
+        )
         self.lock = threading.Lock()
         self.static = {
             route: ((STATIC_DIR / name).read_bytes(), ctype)
@@ -323,34 +327,15 @@ class XCLIPServer(ThreadingHTTPServer):
     def decode(self, video: Path | bytes, name: str) -> PreparedVideo:
         """Decode a stranger's video: FFmpeg restricted to that file (``untrusted=True``), a time
         limit, and only the decoder's own errors answered as 422 (anything else is a bug)."""
-        clf = self.classifier
         source = str(video) if isinstance(video, Path) else video
-        t0 = time.perf_counter()
         try:
-            with open_video(
-                source,
-                "pyav",
-                name=name,
-                num_threads=clf.decode_threads,
-                timeout=self.config.decode_timeout,
-                untrusted=True,
-            ) as reader:
-                meta = reader.metadata
-                idx = clf.sample_indices(reader.num_frames)  # [num_clips, T]
-                flat = reader.get_frames(idx.reshape(-1))  # uint8 [num_clips * T, H, W, 3]
+            return self.processor(source, keep_frames=True, name=name)
         except VideoDecodeError as e:
-            reason = redact_paths(e.reason, self.config.videos_dir).splitlines()[0]
+            reason = getattr(e, "decoder_reason", e.reason)
+            reason = redact_paths(reason, self.config.videos_dir).splitlines()[0]
             raise ApiError(
                 HTTPStatus.UNPROCESSABLE_ENTITY, f"{name} could not be read as a video: {reason}"
             ) from None
-        frames = flat.reshape(*idx.shape, *flat.shape[1:])  # [num_clips, T, H, W, 3]
-        t1 = time.perf_counter()
-        clips = clf.preprocess(frames)  # float [V, T, 3, S, S]
-        return PreparedVideo(
-            name, clips, idx, frames,
-            fps=meta.fps, num_frames=meta.num_frames, duration=meta.duration,
-            timings={"decode": t1 - t0, "preprocess": time.perf_counter() - t1},
-        )  # fmt: skip
 
     def classify(
         self, video: Path | bytes, name: str, labels: list[str], template: str | None
