@@ -147,6 +147,41 @@ class VideoClassifier(VideoPipeline):
         prepared.timings["model"] = time.perf_counter() - t0
         return self._ranked(probs, labels, prepared)
 
+    def predict_batch(
+        self,
+        prepared: Sequence[PreparedVideo],
+        labels: Sequence[Sequence[str] | None] | None = None,
+        templates: Sequence[str | Sequence[str] | None] | None = None,
+    ) -> list[Prediction]:
+        """Classify several :class:`PreparedVideo` with one pass of the video encoder (their
+        views concatenated, ``batch_size`` per forward), each with its own labels and template
+        (``None``: the classifier's): what a server batching concurrent requests calls. The
+        labels of every item are checked before the model runs."""
+        n = len(prepared)
+        labels = [None] * n if labels is None else list(labels)
+        templates = [None] * n if templates is None else list(templates)
+        if len(labels) != n or len(templates) != n:
+            raise ValueError(
+                f"predict_batch: {n} videos, {len(labels)} label sets, {len(templates)} templates"
+            )
+        if not n:
+            return []
+        checked = [self.labels if lb is None else check_labels(lb) for lb in labels]
+        texts = [self.text_features(lb, tp) for lb, tp in zip(checked, templates, strict=True)]
+        t0 = time.perf_counter()
+        feats = self.encode(torch.cat([p.clips for p in prepared]))  # [sum V, ...]
+        dt = (time.perf_counter() - t0) / n
+        out, start = [], 0
+        for p, lb, text in zip(prepared, checked, texts, strict=True):
+            end = start + len(p.clips)
+            part = VideoFeatures(
+                feats.embeds[start:end], None if feats.tokens is None else feats.tokens[start:end]
+            )
+            p.timings["model"] = dt
+            out.append(self._ranked(self._probs(part, text), lb, p))
+            start = end
+        return out
+
     def __call__(
         self,
         video: VideoInput,
