@@ -1,5 +1,6 @@
-"""The local web server: JSON API (limits, content types, path traversal, Host check) and an end to
-end test of the page in headless Chromium (Debian's ``chromium`` driven by Playwright)."""
+"""The local web server: JSON API (limits, content types, path traversal, Host check, the
+timeline, range requests, OpenAPI docs, dynamic batching) and an end to end test of each view of
+the page in headless Chromium (Debian's ``chromium`` driven by Playwright)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,9 @@ def server(tmp_path_factory, clip_factory):
     (videos / "sub").mkdir(parents=True)
     clip = clip_factory("serve_clip.mp4", 60, size=(96, 64))
     (videos / "clip.mp4").write_bytes(clip.read_bytes())
+    # VP9 in WebM: a video every Chromium plays (and seeks in), for the timeline view
+    long = clip_factory("serve_long.webm", 180, size=(96, 64), codec="libvpx-vp9", gop=15)
+    (videos / "long.webm").write_bytes(long.read_bytes())
     (videos / "sub" / "second.mp4").write_bytes(clip.read_bytes())
     (videos / "broken.mp4").write_text("not a video\n")
     outside = root / "secret.mp4"
@@ -47,11 +51,15 @@ def server(tmp_path_factory, clip_factory):
     os.symlink(outside, videos / "escape.mp4")  # a link leaving the folder
 
     clf = VideoClassifier(model_dir, LABELS)
-    cfg = ServeConfig(model_name="tiny", labels=LABELS, videos_dir=videos, max_upload_bytes=1 << 20)
+    cfg = ServeConfig(
+        model_name="tiny", labels=LABELS, videos_dir=videos, max_upload_bytes=1 << 20,
+        max_windows=50,
+    )  # fmt: skip
     srv = make_server(clf, cfg, "127.0.0.1", 0)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
     srv.test_clip = clip
+    srv.test_long = long
     srv.test_root = root
     yield srv
     srv.shutdown()
@@ -66,7 +74,7 @@ def request(server, method, path, body=None, headers=None):
         r = conn.getresponse()
         data = r.read()
         ctype = r.getheader("Content-Type", "")
-        return r.status, (json.loads(data) if "json" in ctype else data), dict(r.getheaders())
+        return r.status, (json.loads(data) if "json" in ctype else data), r.headers
     finally:
         conn.close()
 
@@ -99,7 +107,8 @@ def test_info(server):
     assert status == 200
     assert info["num_frames"] == 4 and info["labels"] == LABELS
     assert info["max_upload_bytes"] == 1 << 20
-    assert info["videos"] == ["broken.mp4", "clip.mp4", "sub/second.mp4"]  # not the escaping link
+    assert info["videos"] == ["broken.mp4", "clip.mp4", "long.webm", "sub/second.mp4"]
+    # (not the escaping link)
 
 
 def test_upload_classify(server):
@@ -110,7 +119,7 @@ def test_upload_classify(server):
     assert sum(p["prob"] for p in res["predictions"]) == pytest.approx(1, abs=1e-4)
     assert [f["index"] for f in res["frames"]] == [7, 22, 37, 52]
     assert all(f["image"].startswith("data:image/jpeg;base64,") for f in res["frames"])
-    assert set(res["timings"]) >= {"decode", "preprocess", "model", "total"}
+    assert set(res["timings"]) >= {"decode", "preprocess", "model", "batch"}
     # labels from ?labels= (comma separated) and ?label= (kept whole), octet-stream accepted
     status, res, _ = upload(
         server, server.test_clip.read_bytes(), "application/octet-stream",
@@ -215,6 +224,111 @@ def test_host_header_is_checked(server):
     status, res, _ = request(server, "GET", "/api/info", headers={"Host": "attacker.example:80"})
     assert status == 403 and "not allowed" in res["error"]
     assert request(server, "GET", "/api/info", headers={"Host": "localhost"})[0] == 200
+
+
+def test_timeline_of_an_upload_matches_the_library(server):
+    labels = ["a", "b", "c"]
+    status, res, _ = request(
+        server, "POST", "/api/timeline?labels=a,b,c&window=0.5&stride=0.25",
+        server.test_clip.read_bytes(), {"Content-Type": "video/mp4"},
+    )  # fmt: skip
+    assert status == 200, res
+    assert res["labels"] == labels and res["window"] == 0.5 and res["stride"] == 0.25
+    expected = server.classifier.timeline(str(server.test_clip), 0.5, 0.25, labels=labels)
+    # (windows start on frames: 0.25 s at 30 fps is frame 8, 0.267 s)
+    assert [w["start"] for w in res["windows"]] == [round(e.start, 3) for e in expected]
+    assert len(expected) == 7 and res["windows"][-1]["end"] == 2.0 and res["duration"] == 2.0
+    for w, e in zip(res["windows"], expected, strict=True):
+        assert sum(w["probs"]) == pytest.approx(1, abs=1e-4)
+        assert w["top"] == e.label == labels[max(range(3), key=lambda k: w["probs"][k])]
+        assert w["probs"] == pytest.approx([dict(zip(e.labels, e.probs))[x] for x in labels], abs=1e-4)
+
+
+def test_timeline_of_a_picked_video_and_its_errors(server):
+    body = json.dumps({"video": "long.webm", "labels": ["x", "y"], "window": 2, "stride": 1})
+    status, res, _ = request(
+        server, "POST", "/api/timeline", body, {"Content-Type": "application/json"}
+    )
+    assert status == 200, res
+    assert [(w["start"], w["end"]) for w in res["windows"]] == [(0, 2), (1, 3), (2, 4), (3, 5), (4, 6)]
+    clip = server.test_clip.read_bytes()
+    for query, message in (
+        ("", "needs ?window="),
+        ("window=0.001", "shorter than one frame"),
+        ("window=0.034&stride=0.034", "--max-windows"),
+        ("window=abc", "window"),
+        ("window=1&stride=-1", "stride must be"),
+    ):
+        status, res, _ = request(
+            server, "POST", f"/api/timeline?{query}", clip, {"Content-Type": "video/mp4"}
+        )
+        assert status == 400 and message in res["error"], (query, res)
+    body = json.dumps({"video": "clip.mp4", "window": "2"})
+    status, res, _ = request(
+        server, "POST", "/api/timeline", body, {"Content-Type": "application/json"}
+    )
+    assert status == 400 and "'window' must be a number" in res["error"]
+
+
+def test_videos_of_the_folder_are_played_with_range_requests(server):
+    size = (server.test_root / "videos" / "long.webm").stat().st_size
+    status, body, headers = request(
+        server, "GET", "/api/videos/long.webm", headers={"Range": "bytes=100-199"}
+    )
+    assert status == 206 and len(body) == 100
+    assert headers["Content-Range"] == f"bytes 100-199/{size}"
+    assert body == server.test_long.read_bytes()[100:200]
+    assert request(server, "GET", "/api/videos/long.webm")[0] == 200
+    for name, code in (("escape.mp4", 403), ("%2e%2e/secret.mp4", 403), ("missing.mp4", 404)):
+        status, res, _ = request(server, "GET", f"/api/videos/{name}")
+        assert status == code and "error" in res, name
+
+
+def test_openapi_docs(server):
+    status, doc, _ = request(server, "GET", "/openapi.json")
+    assert status == 200
+    assert {"/api/classify", "/api/timeline", "/api/info"} <= set(doc["paths"])
+    body = doc["paths"]["/api/timeline"]["post"]["requestBody"]["content"]
+    assert {"video/*", "application/json"} <= set(body)
+    status, page, headers = request(server, "GET", "/docs")
+    assert status == 200 and b"swagger" in page.lower()
+
+
+def test_concurrent_requests_share_model_calls(server):
+    """Uploads that arrive together are classified in fewer model calls than requests, with the
+    same probabilities as one at a time."""
+    cfg = ServeConfig(
+        model_name="tiny", labels=LABELS, max_upload_bytes=1 << 20, batch_wait=0.5,
+        max_batch_views=8, decode_workers=4,
+    )  # fmt: skip
+    srv = make_server(server.classifier, cfg, "127.0.0.1", 0)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        data = server.test_clip.read_bytes()
+        answers = [None] * 6
+
+        def one(i):
+            labels = "cooking,dancing" if i % 2 else "riding a bike,swimming,cooking"
+            answers[i] = upload(srv, data, labels=labels)
+
+        workers = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(120)
+        assert all(a is not None and a[0] == 200 for a in answers), answers
+        stats = srv.service.batcher.stats
+        assert stats.videos == 6 and stats.calls < 6
+        assert max(a[1]["timings"]["batch"] for a in answers) > 1
+        for i, (_, res, _) in enumerate(answers):
+            labels = ["cooking", "dancing"] if i % 2 else ["riding a bike", "swimming", "cooking"]
+            alone = server.classifier(str(server.test_clip), labels)
+            got = {p["label"]: p["prob"] for p in res["predictions"]}
+            assert got == pytest.approx(dict(zip(alone.labels, alone.probs)), abs=1e-4)
+    finally:
+        srv.shutdown()
+        srv.server_close()
 
 
 def test_serve_command_errors(capsys, tmp_path):
