@@ -4,6 +4,7 @@ the page in headless Chromium (Debian's ``chromium`` driven by Playwright)."""
 
 from __future__ import annotations
 
+import csv
 import http.client
 import io
 import json
@@ -11,6 +12,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 import urllib.parse
 
 import pytest
@@ -241,7 +243,9 @@ def test_timeline_of_an_upload_matches_the_library(server):
     for w, e in zip(res["windows"], expected, strict=True):
         assert sum(w["probs"]) == pytest.approx(1, abs=1e-4)
         assert w["top"] == e.label == labels[max(range(3), key=lambda k: w["probs"][k])]
-        assert w["probs"] == pytest.approx([dict(zip(e.labels, e.probs))[x] for x in labels], abs=1e-4)
+        assert w["probs"] == pytest.approx(
+            [dict(zip(e.labels, e.probs, strict=True))[x] for x in labels], abs=1e-4
+        )
 
 
 def test_timeline_of_a_picked_video_and_its_errors(server):
@@ -250,7 +254,13 @@ def test_timeline_of_a_picked_video_and_its_errors(server):
         server, "POST", "/api/timeline", body, {"Content-Type": "application/json"}
     )
     assert status == 200, res
-    assert [(w["start"], w["end"]) for w in res["windows"]] == [(0, 2), (1, 3), (2, 4), (3, 5), (4, 6)]
+    assert [(w["start"], w["end"]) for w in res["windows"]] == [
+        (0, 2),
+        (1, 3),
+        (2, 4),
+        (3, 5),
+        (4, 6),
+    ]
     clip = server.test_clip.read_bytes()
     for query, message in (
         ("", "needs ?window="),
@@ -325,7 +335,7 @@ def test_concurrent_requests_share_model_calls(server):
             labels = ["cooking", "dancing"] if i % 2 else ["riding a bike", "swimming", "cooking"]
             alone = server.classifier(str(server.test_clip), labels)
             got = {p["label"]: p["prob"] for p in res["predictions"]}
-            assert got == pytest.approx(dict(zip(alone.labels, alone.probs)), abs=1e-4)
+            assert got == pytest.approx(dict(zip(alone.labels, alone.probs, strict=True)), abs=1e-4)
     finally:
         srv.shutdown()
         srv.server_close()
@@ -368,78 +378,138 @@ def _browser():
     return pw
 
 
-def test_page_end_to_end_in_chromium(server, tmp_path):
-    pw = _browser()
+def _coloured_pixels(png: bytes, rgb: tuple[int, int, int], tol: int = 40) -> int:
     from PIL import Image
 
+    img = Image.open(io.BytesIO(png)).convert("RGB")
+    px = img.load()
+    w, h = img.size
+    return sum(
+        1
+        for x in range(0, w, 2)
+        for y in range(0, h, 2)
+        if all(abs(px[x, y][c] - rgb[c]) <= tol for c in range(3))
+    )
+
+
+def _download(page, selector: str) -> str:
+    with page.expect_download() as d:
+        page.click(selector)
+    return open(d.value.path(), encoding="utf-8").read()
+
+
+def _wait(page, selector: str, script: str, timeout: float = 30) -> object:
+    """Poll ``script`` on ``selector`` until it is truthy (the CSP forbids wait_for_function)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = page.eval_on_selector(selector, script)
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{script} never held on {selector}"
+        time.sleep(0.1)
+
+
+def test_page_end_to_end_in_chromium(server, tmp_path):
+    """Each view in a real browser: upload and classify, the timeline of a picked video, seeking
+    by a click on the plot, downloads, and a link that reopens the view."""
+    pw = _browser()
     bad = tmp_path / "broken.mp4"
     bad.write_text("not a video\n" * 20)
+    labels4 = ["cooking", "dancing", "riding a bike", "swimming"]
     with pw.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1000, "height": 1400})
+            page = browser.new_page(viewport={"width": 1000, "height": 1400}, accept_downloads=True)
             errors = []
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.on("console", lambda m: m.type == "error" and errors.append(m.text))
             page.goto(server.url)
-            # (the page's CSP forbids eval, so no wait_for_function: locator expectations)
             pw.expect(page.locator("#labels")).to_have_value("\n".join(LABELS))
-            assert "4 frames" in page.inner_text("#model-info")
-            # upload a clip, type labels, classify
+            about = page.inner_text("#model-info")
+            assert "4 frames" in about and "32\u00d732 pixels" in about and "px" not in about
+
+            # -- Classify: upload a clip, type labels, run ---------------------------------------
             page.set_input_files("#file", str(server.test_clip))
-            page.fill("#labels", "cooking\ndancing\nriding a bike\nswimming")
+            page.fill("#labels", "\n".join(labels4))
             page.click("#run")
             page.wait_for_selector("#chart .bar", timeout=60_000)
             assert page.locator("#chart .bar").count() == 4
             assert page.locator("#frames img").count() == 4
             assert "done:" in page.inner_text("#status")
-            probs = [
-                float(x)
-                for x in page.eval_on_selector_all(
-                    "#chart .row", "rs => rs.map(r => r.dataset.prob)"
-                )
-            ]
-            assert sum(probs) == pytest.approx(1, abs=1e-3)
-            # the frames really are images
+            shown = page.eval_on_selector_all(
+                "#chart .row", "rs => rs.map(r => [r.dataset.label, Number(r.dataset.prob)])"
+            )
+            assert sum(pr for _, pr in shown) == pytest.approx(1, abs=1e-3)
             assert page.eval_on_selector_all(
                 "#frames img", "ims => ims.every(i => i.naturalWidth > 0)"
             )
-            # screenshot: the chart renders bars (blue/orange pixels), one row per label
-            png = page.locator("#chart").screenshot()
-            img = Image.open(io.BytesIO(png)).convert("RGB")
-            w, h = img.size
-            assert w > 300 and h > 50
-            px = img.load()
-            coloured = sum(
-                1
-                for x in range(0, w, 2)
-                for y in range(0, h, 2)
-                if (px[x, y][2] > 150 and px[x, y][0] < 100)
-                or (px[x, y][0] > 180 and px[x, y][2] < 80)
-            )
-            assert coloured > 20, "no bars in the chart screenshot"
-            rows_with_bar = {
-                y // (h // 4)
-                for x in range(0, w, 2)
-                for y in range(0, h, 2)
-                if px[x, y][2] > 150 and px[x, y][0] < 100 or px[x, y][0] > 180 and px[x, y][2] < 80
-            }
-            assert len(rows_with_bar) >= 2
-            page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
-            if os.environ.get("XCLIP_SCREENSHOT"):
-                shutil.copy(tmp_path / "page.png", os.environ["XCLIP_SCREENSHOT"])
-            # a bad file: a clear message, no results change
+            bars = _coloured_pixels(page.locator("#chart").screenshot(), (0x2A, 0x6F, 0xDB))
+            assert bars > 20, "no bars in the chart screenshot"
+            # keep it: JSON and CSV downloads hold what the chart shows
+            doc = json.loads(_download(page, "#download-json"))
+            assert [[q["label"], q["prob"]] for q in doc["predictions"]] == shown
+            rows = list(csv.reader(io.StringIO(_download(page, "#download-csv"))))
+            assert rows[0] == ["label", "probability"]
+            assert [r[0] for r in rows[1:]] == [lb for lb, _ in shown]
+            assert "choose the file again" in page.inner_text("#permalink-note")
+            # a bad file: a clear message
             page.set_input_files("#file", str(bad))
             page.click("#run")
             page.wait_for_selector("#error:not([hidden])", timeout=30_000)
             assert "could not be read as a video" in page.inner_text("#error")
-            # pick a server-side video
+
+            # -- Timeline of a picked video, played from the server ------------------------------
             page.set_input_files("#file", [])
-            page.select_option("#pick", "sub/second.mp4")
-            page.fill("#labels", "a, b")
+            page.select_option("#pick", "long.webm")
+            page.click("#view-timeline")
+            assert page.is_visible("#window") and page.is_hidden("#results-classify")
+            page.fill("#window", "1")
+            page.fill("#stride", "0.5")
             page.click("#run")
-            pw.expect(page.locator("#result-name")).to_have_text("sub/second.mp4", timeout=60_000)
-            assert page.locator("#chart .bar").count() == 2
+            page.wait_for_selector("#plot .series", timeout=60_000)
+            assert page.locator("#plot .series").count() == 4  # a line per label
+            assert page.locator("#band .stretch").count() == 11  # 6 s: 1 s every 0.5 s
+            tops = page.eval_on_selector_all("#band .stretch", "rs => rs.map(r => r.dataset.top)")
+            assert set(tops) <= set(labels4)
+            plot_png = page.locator("#plot-box").screenshot()
+            assert _coloured_pixels(plot_png, (0x2A, 0x6F, 0xDB)) > 20, "no line of the 1st label"
+            page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+            if os.environ.get("XCLIP_SCREENSHOT"):
+                shutil.copy(tmp_path / "page.png", os.environ["XCLIP_SCREENSHOT"])
+            # clicking 3/4 into the plot seeks the video to 3/4 of its 6 s; the browser can seek
+            # only because the server answers range requests
+            _wait(page, "#preview", "v => v.readyState >= 1")
+            box = page.locator("#plot .plot-area").bounding_box()
+            page.mouse.click(box["x"] + 0.75 * box["width"], box["y"] + box["height"] / 2)
+            _wait(page, "#preview", "v => Math.abs(v.currentTime - 4.5) < 0.1")
+            assert page.eval_on_selector(
+                "#preview", "v => v.seekable.length > 0 && v.seekable.end(0) > 5"
+            )
+            assert float(page.get_attribute("#cursor", "data-time")) == pytest.approx(4.5, abs=0.05)
+            assert "jumped to 4.5 s" in page.inner_text("#status")
+            # downloads of the timeline
+            doc = json.loads(_download(page, "#download-json"))
+            assert [w["top"] for w in doc["windows"]] == tops and doc["labels"] == labels4
+            rows = list(csv.reader(io.StringIO(_download(page, "#download-csv"))))
+            assert rows[0] == ["start_s", "end_s", "best_label", *labels4] and len(rows) == 12
+            # the link reopens the same view, and runs it again
+            link = page.get_attribute("#permalink", "href")
+            assert "view=timeline" in link and "video=long.webm" in link
+            again = browser.new_page(viewport={"width": 1000, "height": 1400})
+            again.on("pageerror", lambda e: errors.append(str(e)))
+            again.goto(server.url.rstrip("/") + link)
+            again.wait_for_selector("#plot .series", timeout=60_000)
+            assert again.input_value("#window") == "1" and again.input_value("#stride") == "0.5"
+            assert again.input_value("#labels") == "\n".join(labels4)
+            assert (
+                again.eval_on_selector_all("#band .stretch", "rs => rs.map(r => r.dataset.top)")
+                == tops
+            )
+            # and the views share the video and labels: Classify of the same pick
+            again.click("#view-classify")
+            again.click("#run")
+            pw.expect(again.locator("#result-name")).to_have_text("long.webm", timeout=60_000)
+            assert again.locator("#chart .bar").count() == 4
             assert errors == [] or all("422" in e for e in errors), errors
         finally:
             browser.close()

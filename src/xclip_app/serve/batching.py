@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from xclip.inference import PreparedVideo, Prediction, VideoClassifier
+from xclip.inference import Prediction, PreparedVideo, VideoClassifier
 
 __all__ = ["BatchStats", "DynamicBatcher"]
 

@@ -132,8 +132,13 @@ def read_spans(
     for i, f in zip(idx, frames, strict=True):
         out.append(
             PreparedVideo(
-                name, clf.preprocess(f), i, f if keep_frames else None,
-                fps=meta.fps, num_frames=meta.num_frames, duration=meta.duration,
+                name,
+                clf.preprocess(f),
+                i,
+                f if keep_frames else None,
+                fps=meta.fps,
+                num_frames=meta.num_frames,
+                duration=meta.duration,
             )  # fmt: skip
         )
     t2 = time.perf_counter()

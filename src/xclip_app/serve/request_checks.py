@@ -81,7 +81,11 @@ class RequestChecks:
 
     def _refusal(self, scope: dict) -> tuple[int, str, list] | None:
         if scope.get("http_version") not in ("1.0", "1.1"):
-            return 400, f"HTTP/{short(str(scope.get('http_version')), 10)} is not supported; send HTTP/1.1", []
+            return (
+                400,
+                f"HTTP/{short(str(scope.get('http_version')), 10)} is not supported; send HTTP/1.1",
+                [],
+            )
         headers = scope["headers"]
         if len(headers) > MAX_HEADERS:
             return 431, f"{len(headers)} headers; at most {MAX_HEADERS} are accepted", []

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from xclip.inference import PreparedVideo, Prediction
+from xclip.inference import Prediction, PreparedVideo
 
 __all__ = ["classify_result", "timeline_result"]
 
