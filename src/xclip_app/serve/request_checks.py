@@ -21,6 +21,7 @@ from .api_errors import error_body, short
 __all__ = ["CSP", "RequestChecks"]
 
 MAX_HEADERS = 100
+MAX_HEAD_BYTES = 64 * 1024  # the request line and headers together (also h11's limit)
 METHODS = ("GET", "HEAD", "POST")
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -89,6 +90,11 @@ class RequestChecks:
         headers = scope["headers"]
         if len(headers) > MAX_HEADERS:
             return 431, f"{len(headers)} headers; at most {MAX_HEADERS} are accepted", []
+        # (h11 stops buffering a head past this size, but parses one that arrives whole)
+        size = len(scope["raw_path"]) + len(scope["query_string"])
+        size += sum(len(k) + len(v) + 4 for k, v in headers)
+        if size > MAX_HEAD_BYTES:
+            return 431, "the request line or headers are too long", []
         hosts = [v for k, v in headers if k == b"host"]
         host = hosts[0].decode("latin-1") if len(hosts) == 1 else ""
         if not self.allowed_hosts.allows(host):

@@ -21,13 +21,11 @@ from .allowed_hosts import AllowedHosts
 from .app import Service, create_app
 from .config import ServeConfig
 from .protocol import ConnectionLimits, GuardedH11Protocol
-from .request_checks import RequestChecks
+from .request_checks import MAX_HEAD_BYTES, RequestChecks
 
 __all__ = ["XCLIPServer", "make_server"]
 
 logger = logging.getLogger(__name__)
-
-MAX_HEAD_BYTES = 64 * 1024  # the request line and headers together (h11's limit; then 431)
 
 
 def _is_loopback(host: str) -> bool:
