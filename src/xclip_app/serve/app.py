@@ -38,7 +38,7 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
@@ -341,8 +341,6 @@ def create_app(service: Service) -> FastAPI:
 
     @app.get("/", include_in_schema=False)
     async def page() -> Any:
-        from fastapi.responses import Response  # noqa: PLC0415
-
         return Response(index, media_type="text/html; charset=utf-8")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
