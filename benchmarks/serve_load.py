@@ -137,11 +137,12 @@ def load(srv: Server, clip: bytes, clients: int, rounds: int) -> dict:
     path = "/api/classify?name=clip.mp4"
     lat, rates, errors = [], [], 0
     for r in range(rounds + 1):
-        results = [None] * clients
-        threads = [
-            threading.Thread(target=lambda i=i: results.__setitem__(i, post(srv.port, path, clip)))
-            for i in range(clients)
-        ]
+        results: list = [None] * clients
+
+        def one(i: int, out: list = results) -> None:
+            out[i] = post(srv.port, path, clip)
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(clients)]
         t0 = time.perf_counter()
         for t in threads:
             t.start()
@@ -342,9 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2, help="torch threads of each server")
     p.add_argument("--only", nargs="*", help="scenarios to run (default: all)")
     args = p.parse_args(argv)
-    from xclip.data.synthetic import make_indexed_clip, write_video  # lazy: CLI start-up
-
     import numpy as np
+
+    from xclip.data.synthetic import make_indexed_clip, write_video
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -374,8 +375,6 @@ def main(argv: list[str] | None = None) -> int:
                 finally:
                     srv.stop()
                 print(f"{name:16} {which}: {json.dumps(result)}", flush=True)
-            if name == "load":
-                pass
     return 0
 
 
