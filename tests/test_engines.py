@@ -155,7 +155,9 @@ def test_an_unreachable_bucket_fails_fast_in_one_line(silent_endpoint, monkeypat
     monkeypatch.setenv("XCLIP_STORAGE_TIMEOUT", "1")
     uri = f"s3://bucket/videos?endpoint_override={silent_endpoint}&scheme=http&region=us-east-1"
     t0 = time.monotonic()
-    with pytest.raises(UsageError, match=r"cannot list s3://bucket/videos.*XCLIP_STORAGE_TIMEOUT=1"):
+    with pytest.raises(
+        UsageError, match=r"cannot list s3://bucket/videos.*XCLIP_STORAGE_TIMEOUT=1"
+    ):
         expand_inputs([uri])
     assert time.monotonic() - t0 < 25
     from xclip_app.collection_inputs import remote_filesystem

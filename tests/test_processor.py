@@ -145,8 +145,11 @@ def test_processor_pickles_as_settings(model):
 def test_pixel_cap_refuses_before_any_frame_is_decoded(model, clip_factory, monkeypatch):
     big = clip_factory("cap_160x120.mp4", 8, size=(160, 120))
     proc = VideoProcessor.for_model(model, max_pixels=160 * 120 - 1)
-    read = []
+    from xclip.data.video.pyav_reader import PyAVReader
+
+    read = []  # any frame decoded: the first one on opening, or the sampled ones
     monkeypatch.setattr(VideoProcessor, "frames", lambda *a: read.append(1))
+    monkeypatch.setattr(PyAVReader, "_first_frame", lambda *a: read.append(1))
     with pytest.raises(VideoTooLargeError, match=r"160x120 \(19,200 pixels\).*limit of 19,199"):
         proc(big)
     with pytest.raises(VideoTooLargeError):

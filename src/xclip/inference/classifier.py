@@ -159,6 +159,37 @@ class VideoClassifier(VideoPipeline):
             self._probs(feats, self.text_features(labels, template)), labels, prepared
         )
 
+    def predict_batch(
+        self,
+        prepared: Sequence[PreparedVideo],
+        labels: Sequence[Sequence[str] | None] | None = None,
+        templates: Sequence[str | Sequence[str] | None] | None = None,
+    ) -> list[Prediction]:
+        """Classify several :class:`PreparedVideo` with one pass of the video encoder (their
+        views concatenated, ``batch_size`` per forward), each with its own labels and template
+        (``None``: the classifier's): what a server batching concurrent requests calls. The
+        labels of every item are checked before the model runs."""
+        n = len(prepared)
+        labels = [None] * n if labels is None else list(labels)
+        templates = [None] * n if templates is None else list(templates)
+        if len(labels) != n or len(templates) != n:
+            raise ValueError(
+                f"predict_batch: {n} videos, {len(labels)} label sets, {len(templates)} templates"
+            )
+        if not n:
+            return []
+        checked = [self.labels if lb is None else check_labels(lb) for lb in labels]
+        for lb, tp in zip(checked, templates, strict=True):
+            self.text_features(lb, tp)  # every label set checked and cached before the model
+        t0 = time.perf_counter()
+        feats = self.encode_many([p.clips for p in prepared])
+        dt = (time.perf_counter() - t0) / n
+        out = []
+        for p, f, lb, tp in zip(prepared, feats, checked, templates, strict=True):
+            p.timings["model"] = dt
+            out.append(self.rank(p, f, lb, tp))
+        return out
+
     def __call__(
         self,
         video: VideoInput,

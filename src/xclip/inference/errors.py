@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from xclip.data.video import VideoDecodeError
+from xclip.data.video import VideoDecodeError, VideoTooLargeError
 from xclip.errors import InputError
 
 __all__ = [
@@ -46,25 +46,6 @@ class UnreadableVideoError(VideoDecodeError, InputError):
         return (type(self), (self.path, self.decoder_reason))
 
 
-class VideoTooLargeError(UnreadableVideoError):
-    """A video whose frames are larger than a pixel cap (``max_pixels`` of a
-    :class:`~xclip.inference.processor.VideoProcessor`), refused from its header before any
-    frame is decoded: a 50 KB upload can decode to hundreds of MB."""
-
-    def __init__(self, path: str, width: int, height: int, limit: int):
-        self.width, self.height, self.limit = width, height, limit
-        VideoDecodeError.__init__(
-            self,
-            path,
-            f"frames of {width}x{height} ({width * height:,} pixels) are larger than the limit "
-            f"of {limit:,} pixels; scale the video down, e.g. `ffmpeg -i IN -vf scale=-2:720 OUT.mp4`",
-        )
-        self.decoder_reason = self.reason
-
-    def __reduce__(self):
-        return (type(self), (self.path, self.width, self.height, self.limit))
-
-
 # What a batch run may record as a failed video and go on: the decoder's and the file system's
 # own errors, nothing else.
 BAD_VIDEO_ERRORS: tuple[type[BaseException], ...] = (VideoDecodeError, OSError)
@@ -82,7 +63,7 @@ def explain_decode_errors() -> Iterator[None]:
     the fix)."""
     try:
         yield
-    except UnreadableVideoError:
+    except (UnreadableVideoError, VideoTooLargeError):  # their messages say the fix already
         raise
     except VideoDecodeError as e:
         raise UnreadableVideoError(e.path, e.reason) from e

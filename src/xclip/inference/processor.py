@@ -35,8 +35,8 @@ from xclip.errors import InputError
 from ..config import PreprocessConfig
 from ..data.sampling import sample_frame_indices
 from ..data.transforms import EvalTransform
-from ..data.video import VideoReader, open_video
-from .errors import VideoTooLargeError, explain_decode_errors
+from ..data.video import VideoReader, VideoTooLargeError, open_video
+from .errors import explain_decode_errors
 
 logger = logging.getLogger(__name__)
 
@@ -163,9 +163,10 @@ class VideoProcessor:
 
         ``FileNotFoundError``/``IsADirectoryError`` (file-system errors: a batch records them as
         failed videos), :class:`~xclip.data.video.VideoDecodeError` from the decoder (including
-        :class:`~xclip.inference.errors.VideoTooLargeError` above ``max_pixels``), and
+        :class:`~xclip.data.video.VideoTooLargeError` above ``max_pixels``: PyAV refuses it
+        from the header, other backends right after opening), and
         ``TypeError`` for what cannot be a video file (a caller's mistake: it propagates)."""
-        kw: dict[str, Any] = {"num_threads": self.decode_threads}
+        kw: dict[str, Any] = {"num_threads": self.decode_threads, "max_pixels": self.max_pixels}
         if self.timeout is not None:
             kw["timeout"] = self.timeout
         if self.untrusted:
@@ -258,17 +259,27 @@ class VideoProcessor:
         )  # fmt: skip
 
     def _from_file(self, video: Any, name: str | None, keep_frames: bool) -> PreparedVideo:
-        t0 = time.perf_counter()
         with explain_decode_errors(), self.open(video, name) as reader:
-            meta = reader.metadata
-            idx = self.sample_indices(reader.num_frames)
-            frames = self.frames(reader, idx)  # uint8 [num_clips, T, H, W, 3]
+            return self.from_reader(
+                reader,
+                keep_frames=keep_frames,
+                name=name or (os.fspath(video) if isinstance(video, str | os.PathLike) else None),
+            )
+
+    def from_reader(
+        self, reader: VideoReader, *, keep_frames: bool = False, name: str | None = None
+    ) -> PreparedVideo:
+        """The whole video of an open reader (:meth:`open`), prepared; ``name`` names it
+        (default: the reader's path)."""
+        t0 = time.perf_counter()
+        meta = reader.metadata
+        idx = self.sample_indices(reader.num_frames)
+        frames = self.frames(reader, idx)  # uint8 [num_clips, T, H, W, 3]
         t1 = time.perf_counter()
         clips = self.preprocess(frames)
         t2 = time.perf_counter()
         return PreparedVideo(
-            name or (os.fspath(video) if isinstance(video, str | os.PathLike) else "<bytes>"),
-            clips, idx, frames if keep_frames else None,
+            name or meta.path, clips, idx, frames if keep_frames else None,
             fps=meta.fps, num_frames=meta.num_frames, duration=meta.duration,
             timings={"decode": t1 - t0, "preprocess": t2 - t1},
         )  # fmt: skip
@@ -280,6 +291,8 @@ class VideoProcessor:
         windows: Sequence[tuple[int, int]],
         fps: float,
         name: str = "<video>",
+        *,
+        keep_frames: bool = False,
     ) -> list[PreparedVideo]:
         """The windows ``[lo, hi)`` (frame ranges, :func:`~xclip.inference.timeline.frame_windows`)
         of an open reader or decoded frames, each prepared like a whole video (T frames at its
@@ -295,9 +308,21 @@ class VideoProcessor:
         t2 = time.perf_counter()
         n = len(windows)
         timings = {"decode": (t1 - t0) / n, "preprocess": (t2 - t1) / n}
+        meta = source.metadata if isinstance(source, VideoReader) else None
         return [
-            PreparedVideo(name, c, i, fps=fps, timings=dict(timings), start=lo / fps, end=hi / fps)
-            for (lo, hi), i, c in zip(windows, idx, clips, strict=True)
+            PreparedVideo(
+                name,
+                c,
+                i,
+                f if keep_frames else None,
+                fps=fps,
+                num_frames=meta.num_frames if meta else len(source),
+                duration=meta.duration if meta else len(source) / fps,
+                timings=dict(timings),
+                start=lo / fps,
+                end=hi / fps,
+            )  # fmt: skip
+            for (lo, hi), i, c, f in zip(windows, idx, clips, frames, strict=True)
         ]
 
 
