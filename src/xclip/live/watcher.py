@@ -41,7 +41,7 @@ from xclip.errors import InputError
 
 from ..inference.classifier import VideoClassifier
 from ..inference.labels import check_labels
-from ..inference.pipeline import PreparedVideo
+from ..inference.processor import PreparedVideo
 from .ring import Frame, FrameRing
 from .segments import Segment, Segmenter, window_slot
 from .stream import SourceEvent, StreamReader, source_kind
@@ -201,7 +201,7 @@ class Watcher:
         self.ring = FrameRing(self.window + self.stride + 1.0, lossless=lossless)
         self.reader = StreamReader(
             source, self.ring, realtime=realtime, timeout=timeout, options=options,
-            input_format=input_format, short_side=classifier.transform.resize_short,
+            input_format=input_format, short_side=classifier.processor.transform.resize_short,
             on_event=self._publish,
         )  # fmt: skip
         self.source = source
@@ -382,7 +382,8 @@ class Watcher:
         t1 = time.perf_counter()
         clips = self.classifier.preprocess(clip)
         t2 = time.perf_counter()
-        pred = self.classifier.predict(PreparedVideo(self.source, clips, idx), labels)
+        prepared = PreparedVideo(self.source, clips, idx, start=start, end=end)
+        pred = self.classifier.predict(prepared, labels)
         done = time.monotonic()
         t3 = time.perf_counter()
         result = WindowResult(

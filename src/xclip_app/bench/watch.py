@@ -97,8 +97,7 @@ def bench_watch(
     import numpy as np  # lazy: CLI start-up
     import torch  # lazy: CLI start-up
 
-    from xclip.inference import VideoClassifier  # lazy: CLI start-up
-    from xclip.inference.pipeline import PreparedVideo  # lazy: CLI start-up
+    from xclip.inference import PreparedVideo, VideoClassifier  # lazy: CLI start-up
     from xclip.live import Watcher  # lazy: CLI start-up
     from xclip_app.bench.harness import device_name  # lazy: CLI start-up
 
