@@ -204,8 +204,12 @@ def _needs_more(w: World, out: str, command: str) -> list[str]:
         "bench model": ["bench", "model", "--json", out],
         "bench data": ["bench", "data", "--json", out],
         "bench engines": ["bench", "engines", "--json", out],
-        "bench watch": ["bench", "watch", "--json", out],
-        "bench segments": ["bench", "segments", "--model", str(w.model), "--json", out],
+        # the benchmarks' code paths in seconds: a tiny model, a short stream
+        "bench watch": ["bench", "watch", "--models", "xclip_test", "--precisions", "fp32",
+                        "--strides", "1", "--window", "1", "--seconds", "2", "--size", "64x48",
+                        "--clips-dir", str(w.root / "bench-clips"), "--json", out],
+        "bench segments": ["bench", "segments", "--model", str(w.model), "--segments", "1",
+                           "--work-dir", str(w.root / "bench-segments"), "--json", out],
     }[command]  # fmt: skip
 
 
