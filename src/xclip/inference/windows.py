@@ -1,0 +1,80 @@
+"""Window embeddings of long videos: one open decoder per video, one embedding per time window.
+
+The windows are :func:`~xclip.inference.timeline.frame_windows` (the timeline's); each window is
+embedded like a whole video (T frames at its segment centres, the pipeline's views averaged), so
+a window of a long video and a short clip of the same frames get the same embedding. A video is
+opened once; its windows are decoded and encoded a batch at a time (``pipe.batch_size`` views a
+call), so memory is bounded by one batch whatever the video's length.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from .errors import explain_decode_errors
+from .pipeline import VideoPipeline
+from .timeline import MAX_WINDOWS, check_window, frame_windows
+
+__all__ = ["WindowBatch", "iter_window_embeddings"]
+
+
+class WindowBatch:
+    """Embeddings of consecutive windows of one video: ``starts``/``ends`` in seconds (float64
+    ``[W]``), ``embeds`` float32 ``[W, C]`` (views averaged, not normalised), and the video's
+    ``num_windows``, ``num_frames``, ``fps`` and ``duration``."""
+
+    def __init__(self, starts, ends, embeds, *, first, num_windows, num_frames, fps) -> None:
+        self.starts, self.ends, self.embeds = starts, ends, embeds
+        self.first, self.num_windows = first, num_windows
+        self.num_frames, self.fps = num_frames, fps
+        self.duration = num_frames / fps if fps else None
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+
+def iter_window_embeddings(
+    pipe: VideoPipeline,
+    video: str | os.PathLike | bytes,
+    window: float,
+    stride: float | None = None,
+    *,
+    max_windows: int | None = MAX_WINDOWS,
+    name: str | None = None,
+) -> Iterator[WindowBatch]:
+    """The window embeddings of ``video`` (a path or the bytes of a file), in order, a batch of
+    windows at a time. ``window``/``stride`` in seconds (stride default: the window).
+
+    Errors as :meth:`VideoPipeline.open_reader` (a missing file, an undecodable one: the
+    failures a batch job records) and :class:`~xclip.inference.timeline.TimelineError` for
+    windows that cannot be run, raised before any window is encoded."""
+    stride = window if stride is None else stride
+    check_window(window, stride)
+    source = name or (os.fspath(video) if isinstance(video, str | os.PathLike) else "<bytes>")
+    views = pipe.num_clips * pipe.num_crops
+    per_call = max(1, pipe.batch_size // views)
+    with explain_decode_errors(), pipe.open_reader(video, name) as reader:
+        fps, total = reader.metadata.fps, reader.num_frames
+        windows = frame_windows(total, fps, window, stride, max_windows=max_windows, source=source)
+        for c in range(0, len(windows), per_call):
+            chunk = windows[c : c + per_call]
+            idx = [lo + pipe.sample_indices(hi - lo) for lo, hi in chunk]  # [num_clips, T] each
+            frames = reader.get_frames(np.concatenate([i.reshape(-1) for i in idx]))
+            frames = frames.reshape(len(chunk), *idx[0].shape, *frames.shape[1:])
+            clips = torch.cat([pipe.preprocess(f) for f in frames])  # [W*V, T, 3, S, S]
+            embeds = pipe.encode(clips).embeds.float()
+            if not bool(torch.isfinite(embeds).all()):
+                raise FloatingPointError(
+                    f"{source}: the model gave a NaN or infinite embedding (its weights hold "
+                    f"NaN/inf, or {pipe.precision} overflowed: try precision='fp32')"
+                )
+            yield WindowBatch(
+                np.array([lo / fps for lo, _ in chunk]),
+                np.array([hi / fps for _, hi in chunk]),
+                embeds.view(len(chunk), views, -1).mean(dim=1).cpu(),  # [W, C]
+                first=c, num_windows=len(windows), num_frames=total, fps=fps,
+            )  # fmt: skip
