@@ -19,6 +19,7 @@ by the library around it (:mod:`xclip.inference.moments`). FAISS is an optional 
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -53,6 +54,8 @@ INSTALL_HINT = "moment search needs FAISS: pip install 'xclip[search]' (or pip i
 
 def import_faiss():
     """The ``faiss`` module, or an :class:`~xclip.errors.InputError` saying how to install it."""
+    # its loader logs each SIMD build it tries at INFO: noise in every command's output
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     try:
         import faiss  # lazy: optional dependency
     except ImportError:
