@@ -475,29 +475,56 @@ class ResultTable:
         columns = ["path", "location"] + (["window"] if self.task == "windows" else [])
         keys = _collect(_row_keys(b, self.task) for b in _scan(files, self.schema, columns))
         n = len(keys)
-        keep = np.sort(_first_rows(keys))
+        gone = None
+        if self.changed is not None and len(self.changed):  # window rows of changed videos
+            gone = self._changed_rows(files, n)  # dropped before the duplicates: a video's
+            live = np.flatnonzero(~gone)  # new rows are never second to its stale ones
+            self.n_changed_rows = int(gone.sum())
+            keep = np.sort(live[_first_rows(keys.take(pa.array(live)))])
+        else:
+            keep = np.sort(_first_rows(keys))
         del keys
         paths = _collect(b.column("path") for b in _scan(files, self.schema, ["path"]))
-        self.duplicates = n - len(keep)
+        self.duplicates = n - len(keep) - (int(gone.sum()) if gone is not None else 0)
         if self.duplicates:
             dropped = np.ones(n, dtype=bool)
             dropped[keep] = False
+            if gone is not None:
+                dropped &= ~gone
             example = paths[int(np.argmax(dropped))].as_py()
             print(
                 f"xclip-video: warning: {self.duplicates} duplicate row(s) in {self.path} and its "
                 f"work folder (the same video twice; the first row kept), e.g. {example}",
                 file=sys.stderr,
             )
-        if self.changed is not None and len(self.changed):  # window rows of changed videos
-            import pyarrow.compute as pc  # lazy: optional dependency
-
-            locs = _collect(_locations(b) for b in _scan(files, self.schema, ["path", "location"]))
-            gone = pc.is_in(locs, value_set=self.changed).to_numpy(zero_copy_only=False)
-            self.n_changed_rows = int(gone[keep].sum())
-            keep = keep[~gone[keep]]
         kept_paths = paths.take(pa.array(keep)) if len(keep) < n else paths  # no copy
         del paths
         return n, keep, keep[_sort_by_path(kept_paths, pa.array(keep)).to_numpy()]
+
+    def _changed_rows(self, files: list[Path], n: int) -> np.ndarray:
+        """bool ``[n]``: the rows of :attr:`changed` videos that recorded another identity than
+        the file has now (rows of this run, of the video as it is now, stay)."""
+        import numpy as np  # lazy: CLI start-up
+        import pyarrow.compute as pc  # lazy: optional dependency
+
+        from xclip_app.engines.window_work import file_identity  # lazy: CLI start-up
+
+        now = {loc: file_identity(loc) for loc in self.changed.to_pylist()}
+        gone = np.zeros(n, dtype=bool)
+        row0 = 0
+        columns = ["path", "location", "video_size", "video_mtime"]
+        for b in _scan(files, self.schema, columns):
+            locs = _locations(b)
+            hit = np.flatnonzero(pc.is_in(locs, value_set=self.changed).to_numpy(
+                zero_copy_only=False))  # fmt: skip
+            if len(hit):
+                loc = locs.take(hit).to_pylist()
+                size = b.column("video_size").take(hit).to_pylist()
+                mtime = b.column("video_mtime").take(hit).to_pylist()
+                for j, lc, sz, mt in zip(hit.tolist(), loc, size, mtime, strict=True):
+                    gone[row0 + j] = now[lc] != (sz, mt)
+            row0 += b.num_rows
+        return gone
 
     def _merged(self, work_tmp: Path) -> tuple[int, Iterator[pa.Table]]:
         """The output's row count and its rows, window by window, in order: the earlier output

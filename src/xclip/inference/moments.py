@@ -51,6 +51,7 @@ __all__ = [
     "embed_windows",
     "is_moment_library",
     "load_moments",
+    "query_vector",
     "search_moments",
 ]
 
@@ -306,9 +307,10 @@ def _merge(index: MomentIndex, ids: np.ndarray, scores: np.ndarray) -> list[list
     """Windows (ids, scores; best first) -> moments ``[score, video, start, end, n]``.
 
     Best first, a window that overlaps or touches a moment of its video joins it (the moment
-    grows to cover it) when its score is within half the spread of the fetched scores of the
-    moment's best, and is absorbed (dropped) otherwise; any other window starts a moment. So a
-    stretch of good windows becomes one moment, and its weak edges do not stretch it further."""
+    grows to cover it, and takes in the other moments it bridges) when its score is within half
+    the spread of the fetched scores of the moment's best, and is absorbed (dropped) otherwise;
+    any other window starts a moment. So a stretch of good windows becomes one moment, and its
+    weak edges do not stretch it further."""
     keep = ids >= 0
     ids, scores = ids[keep], scores[keep]
     gap = 0.5 * float(scores.max() - scores.min()) if len(scores) else 0.0
@@ -318,9 +320,14 @@ def _merge(index: MomentIndex, ids: np.ndarray, scores: np.ndarray) -> list[list
         v, s, e = int(index.video[i]), float(index.start[i]), float(index.end[i])
         near = [m for m in per_video.get(v, ()) if s <= m[3] + 1e-6 and e >= m[2] - 1e-6]
         if near:
-            m = near[0]
-            if sc >= m[0] - gap:
+            m = max(near, key=lambda n: n[0])
+            if sc >= m[0] - gap:  # joins it, and bridges it with the other moments it touches
                 m[2], m[3], m[4] = min(m[2], s), max(m[3], e), m[4] + 1
+                for other in near:
+                    if other is not m and other[0] >= m[0] - gap:
+                        m[2], m[3], m[4] = min(m[2], other[2]), max(m[3], other[3]), m[4] + other[4]
+                        per_video[v].remove(other)
+                        out.remove(other)
             continue
         m = [sc, v, s, e, 1]
         per_video.setdefault(v, []).append(m)
