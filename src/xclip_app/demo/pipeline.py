@@ -45,6 +45,7 @@ from xclip_app.train.protocols import run_zeroshot
 from . import arch as demo_arch
 from .generate import DataSpec, class_table, generate_dataset
 from .metrics import pair_metrics
+from .moments import run_moments_study
 from .pretrain import PretrainSpec, pretrain_clip
 from .report import write_report
 from .retention import run_retention
@@ -171,10 +172,11 @@ def run_demo(
     """Run every stage (reusing cached ones), write the report; returns the collected numbers.
     The demo architecture is registered for the duration of the run only. ``study="retention"``
     adds the retention study (:mod:`~xclip_app.demo.retention`) after the main stages, under
-    ``results["retention"]``, over ``study_seeds`` (whatever the plan's seeds); the main stages
+    ``results["retention"]``, over ``study_seeds`` (whatever the plan's seeds); ``study="moments"``
+    the moments study (:mod:`~xclip_app.demo.moments`) under ``results["moments"]``; the main stages
     and their numbers are the same with or without it."""
-    if study not in (None, "retention"):
-        raise ValueError(f"study must be None or 'retention', got {study!r}")
+    if study not in (None, "retention", "moments"):
+        raise ValueError(f"study must be None, 'retention' or 'moments', got {study!r}")
     with demo_arch.registered():
         return _run_demo(out, plan, fresh=fresh, verbose=verbose, log=log, study=study,
                          study_seeds=study_seeds)  # fmt: skip
@@ -421,6 +423,13 @@ def _run_demo(
             out=out, arch=arch, data_dir=data_dir, clip_file=clip_file, recipes=recipes,
             recipe_text=recipe_text, cache=cache, common=common, budget=plan.ablation,
             seeds=study_seeds, quiet=lambda: _quiet_engine(verbose), log=log,
+        )  # fmt: skip
+    if study == "moments":  # (--study moments: xclip_app.demo.moments)
+        header("moments study: segments of long videos found from their class names")
+        results["moments"] = run_moments_study(
+            out=out, data_dir=data_dir, checkpoint=runs["main"]["checkpoint"], cache=cache,
+            train_key=cache.keys["train/main"], fps=plan.data.fps,
+            clip_seconds=plan.data.num_frames / plan.data.fps, log=log,
         )  # fmt: skip
     torch.set_num_threads(torch_threads)
 
