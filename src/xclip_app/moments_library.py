@@ -48,6 +48,7 @@ class MomentsLibrary:
         """The library of ``embed --window`` options, checked (one line each)."""
         from xclip.inference.loading import model_info  # lazy: CLI start-up
         from xclip.inference.timeline import check_window  # lazy: CLI start-up
+        from xclip.inference.vector_index import import_faiss  # lazy: CLI start-up
         from xclip_app.inference_args import index_model_name  # lazy: CLI start-up
 
         out = args.output.rstrip("/") or args.output
@@ -58,6 +59,7 @@ class MomentsLibrary:
             )
         if getattr(args, "labels", None) or getattr(args, "labels_file", None):
             raise UsageError("--labels is for whole-video indexes; a library holds only windows")
+        import_faiss()  # the install hint before any video is embedded
         stride = args.stride if args.stride is not None else args.window
         check_window(args.window, stride)
         settings = {"window": args.window, "stride": stride, "num_clips": args.num_clips,

@@ -34,6 +34,7 @@ from xclip.errors import InputError
 from ..atomic import atomic_dir
 from ..model import XCLIP
 from ..tokenizer import tokenize
+from .errors import BAD_VIDEO_ERRORS, one_line_error
 from .index import check_index_model
 from .labels import check_template, prompts
 from .loading import model_info
@@ -227,8 +228,6 @@ def embed_windows(
     :class:`MomentIndex` (in memory; :meth:`MomentIndex.save` writes it). Videos the decoder or
     the file system cannot read are skipped and returned as failures. For collections that
     resume, and the ray engine, use ``xclip-video embed --window`` (Parquet rows)."""
-    from .errors import BAD_VIDEO_ERRORS, one_line_error
-
     videos = video_list(videos)
     pipe = VideoPipeline(model, num_clips=num_clips, num_crops=num_crops, device=device,
                          precision=precision, batch_size=batch_size, compile=False)  # fmt: skip
@@ -284,8 +283,6 @@ def query_vector(
         pipe = VideoPipeline(model, num_clips=num_clips, num_crops=num_crops,
                              device=next(model.parameters()).device, precision="fp32",
                              compile=False)  # fmt: skip
-        from .errors import BAD_VIDEO_ERRORS, one_line_error
-
         try:
             clips = pipe.prepare(like).clips
         except BAD_VIDEO_ERRORS as e:

@@ -93,12 +93,9 @@ def run(args: argparse.Namespace) -> int:
 
 def run_moments(args: argparse.Namespace) -> int:
     """Moments of a library for text queries, or for ``--like CLIP`` (one search)."""
-    from xclip.inference import (
-        load_moments,
-        model_fingerprint,
-        search_moments,
-    )  # lazy: CLI start-up
+    from xclip.inference import load_moments, search_moments  # lazy: CLI start-up
     from xclip.inference.device import resolve_device  # lazy: CLI start-up
+    from xclip.inference.loading import model_fingerprint  # lazy: CLI start-up
     from xclip.inference.moments import MAX_TOP_K, MOMENTS_FILES  # lazy: CLI start-up
 
     if not 1 <= args.top_k <= MAX_TOP_K:
