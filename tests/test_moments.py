@@ -378,3 +378,34 @@ def test_ray_engine_window_rows_equal_local(tiny, videos, tmp_path):
     for a, b in zip(local, remote, strict=True):
         np.testing.assert_allclose(a["embedding"], b["embedding"], rtol=1e-4, atol=1e-5)
     assert load_moments(tmp_path / "ray").videos == load_moments(tmp_path / "local").videos
+
+
+# -- the demo's study metrics and the benchmark ------------------------------------------------
+
+
+def test_moments_study_metrics():
+    from xclip_app.demo.moments import score_moments, temporal_iou
+
+    assert temporal_iou((0, 2), (1, 3)) == pytest.approx(1 / 3)
+    assert temporal_iou((0, 1), (2, 3)) == 0
+    truth = {"a": [("v", 0, 2), ("w", 4, 6)], "b": [("v", 2, 4)]}
+    found = {
+        "a": [("v", 2, 4), ("v", 0.2, 2), ("v", 0, 1.9), ("w", 4, 5.5)],  # miss, hit, dup, hit
+        "b": [("v", 2.5, 4)],  # tIoU 0.75
+    }
+    r = score_moments(found, truth)
+    ap_a = (1 / 2 + 2 / 4) / 2  # hits at ranks 2 and 4 (the third matches a used segment)
+    assert r == pytest.approx({"r1": 50.0, "r5": 100.0, "map": 100 * (ap_a + 1.0) / 2})
+
+
+def test_bench_search_smoke():
+    from xclip_app.bench.search import bench_search, format_search_result
+
+    pytest.importorskip("lancedb")
+    r = bench_search(3000, dim=32, queries=5, lancedb=True, log=lambda msg: None)
+    names = [row["index"] for row in r["rows"]]
+    assert names == ["exact", "xclip (FAISS)", "LanceDB IVF_SQ"]
+    assert r["rows"][0]["recall_at_10"] == 1.0 and r["rows"][1]["spec"] == "Flat"
+    for row in r["rows"]:
+        assert row["k10_p50_ms"] > 0 and row["memory_mb"] > 0
+    assert "vs exact" in format_search_result(r)

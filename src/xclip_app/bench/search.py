@@ -137,12 +137,13 @@ def _lancedb(x: np.ndarray, plan: IndexPlan, folder: Path) -> tuple[Any, int, di
     is the table and index on disk (LanceDB maps them into memory)."""
     import lancedb  # lazy: optional dependency
     import pyarrow as pa  # lazy: optional dependency
+    from lancedb.index import IvfSq  # lazy: optional dependency
 
     db = lancedb.connect(str(folder))
     vec = pa.FixedSizeListArray.from_arrays(pa.array(x.reshape(-1)), x.shape[1])
     table = db.create_table("v", data=pa.table({"id": np.arange(len(x)), "vector": vec}))
     nlist = plan.nlist or plan_index(len(x), x.shape[1], exact_max_rows=0).nlist
-    table.create_index(metric="dot", index_type="IVF_SQ", num_partitions=nlist)
+    table.create_index("vector", config=IvfSq(distance_type="dot", num_partitions=nlist))
     nprobes = max(1, nlist // 32)  # about our tuned share of lists (1/32 to 1/128 at 100k-1M)
 
     def search(v: np.ndarray, k: int) -> np.ndarray:
