@@ -409,3 +409,33 @@ def test_bench_search_smoke():
     for row in r["rows"]:
         assert row["k10_p50_ms"] > 0 and row["memory_mb"] > 0
     assert "vs exact" in format_search_result(r)
+
+
+@pytest.mark.slow
+def test_demo_moments_study_in_miniature(tmp_path):
+    """`xclip-video demo --study moments` on a tiny plan: the numbers are in results.json under
+    `moments` and in report.md, beside chance; the main stages' numbers are unchanged."""
+    from xclip_app.demo.generate import DataSpec
+    from xclip_app.demo.pipeline import Plan, run_demo
+    from xclip_app.demo.pretrain import PretrainSpec
+
+    plan = Plan(
+        name="tiny",
+        data=DataSpec(train_per_class=2, val_per_class=1, pool_per_class=2, test_per_class=1),
+        pretrain=PretrainSpec(images=300, steps=5, batch_size=64),
+        main=("train.epochs=1", "train.warmup_epochs=0", "train.batch_size=8"),
+        ablation=("train.epochs=1", "train.warmup_epochs=0", "train.batch_size=8"),
+        seeds=(0,), fewshot=("train.epochs=1", "train.warmup_epochs=0"), shots=(2,),
+        final_views=(1, 1), ablations=(), linear=False,
+    )  # fmt: skip
+    out = tmp_path / "demo"
+    plain = run_demo(out, plan, log=lambda s: None).results
+    res = run_demo(out, plan, study="moments", log=lambda s: None).results
+    m = res["moments"]
+    assert m["videos"] == 8 and m["segments"] == 48 and m["windows"] > 48
+    for r in (m, m["chance"]):
+        assert 0 <= r["r1"] <= r["r5"] <= 100 and 0 <= r["map"] <= 100
+    saved = json.loads((out / "report" / "results.json").read_text())["moments"]
+    assert saved["r1"] == pytest.approx(m["r1"]) and saved["map"] == pytest.approx(m["map"])
+    assert "## Moments" in (out / "report" / "report.md").read_text()
+    assert res["runs"]["main"]["top1"] == plain["runs"]["main"]["top1"]
