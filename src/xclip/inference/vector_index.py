@@ -212,7 +212,17 @@ class VectorIndex:
             params = faiss.SearchParametersIVF(nprobe=min(probe, self.plan.nlist), sel=sel)
         elif sel is not None:
             params = faiss.SearchParameters(sel=sel)
-        scores, ids = self.index.search(q, k, params=params)
+        threads = faiss.omp_get_max_threads()
+        # a few queries: one thread. A single query split over OpenMP threads spends its time in
+        # their barriers when the cores are busy with other work: exact search of 10,000 rows
+        # took 197 ms with 2 threads and a few ms with one on the shared 2-core machine
+        # (docs/search.md); many queries are split by query, which scales.
+        if len(q) < 20 and threads > 1:
+            faiss.omp_set_num_threads(1)
+        try:
+            scores, ids = self.index.search(q, k, params=params)
+        finally:
+            faiss.omp_set_num_threads(threads)
         return scores, ids
 
     def memory_bytes(self) -> int:
