@@ -204,6 +204,8 @@ def test_cli_library_search_formats_like_and_filters(tiny, videos, tmp_path, cap
     assert _cli("search", "a red square", "--index", lib, "--format", "json", "-o", out) == 0
     doc = json.loads(out.read_text())
     assert doc["window"] == 1.0 and doc["results"][0]["moments"][0]["rank"] == 1
+    top = doc["results"][0]["moments"][0]
+    assert top["location"] == str((videos / Path(top["video"]).name).resolve())
     assert _cli("search", "x", "--index", lib, "--format", "csv", "--top-k", "2") == 0
     csv_lines = capsys.readouterr().out.strip().splitlines()
     assert csv_lines[0] == "query,rank,video,start,end,score,windows" and len(csv_lines) == 3
@@ -255,7 +257,10 @@ def test_bad_inputs_one_line_exit_2(tiny, videos, tmp_path, capsys):
     # a query of 100,000 characters
     assert _cli("search", "a" * 100_000, "--index", lib) == 2
     assert "tokens" in _one_line_error(capsys)
-    # --top-k out of range, a filter on a whole-video index
+    # an example clip that is not there
+    assert _cli("search", "--like", tmp_path / "nope.mp4", "--index", lib) == 2
+    assert "nope.mp4" in _one_line_error(capsys)
+    # --top-k out of range
     assert _cli("search", "x", "--index", lib, "--top-k", "20000") == 2
     assert "--top-k" in _one_line_error(capsys)
     # an empty library: its only video cannot be read

@@ -38,6 +38,7 @@ class MomentsLibrary:
         self.output, self.window, self.stride = output, window, stride
         self.memory_budget, self.model, self.settings = memory_budget, model, settings
         self.paths: list[Any] = []
+        self.locations: list[Any] = []
         self.starts: list[Any] = []
         self.ends: list[Any] = []
         self.embeds: list[Any] = []
@@ -99,6 +100,7 @@ class MomentsLibrary:
         emb = pc.list_flatten(ok.column("embedding")).to_numpy()
         self.embeds.append(np.asarray(emb, dtype=np.float32).reshape(ok.num_rows, -1))
         self.paths += ok.column("path").to_pylist()
+        self.locations += ok.column("location").to_pylist()
         self.starts.append(ok.column("start").to_numpy())
         self.ends.append(ok.column("end").to_numpy())
         self.n_rows += ok.num_rows
@@ -130,6 +132,7 @@ class MomentsLibrary:
             settings=self.settings,
             memory_budget=self.memory_budget,
             like=previous,
+            locations=self.locations,
         )
         index.write_files(folder)
         self.index = index

@@ -66,8 +66,9 @@ _OVERFETCH = 4
 
 @dataclass(frozen=True)
 class Moment:
-    """One found moment: ``rank`` (1 = best), the video ``path``, ``start``/``end`` in seconds,
-    ``score`` (the best cosine of its windows, -1..1) and how many ``windows`` merged into it."""
+    """One found moment: ``rank`` (1 = best), the video ``path`` (as embedded), ``start``/``end``
+    in seconds, ``score`` (the best cosine of its windows, -1..1), how many ``windows`` merged
+    into it, and the video's ``location`` (its absolute path, or its URI: the file to open)."""
 
     rank: int
     path: str
@@ -75,6 +76,7 @@ class Moment:
     end: float
     score: float
     windows: int = 1
+    location: str = ""
 
     @property
     def duration(self) -> float:
@@ -84,20 +86,27 @@ class Moment:
         """The JSON record of the command-line tools."""
         return {"rank": self.rank, "video": self.path, "start": round(self.start, 3),
                 "end": round(self.end, 3), "score": round(self.score, 6),
-                "windows": self.windows}  # fmt: skip
+                "windows": self.windows, "location": self.location}  # fmt: skip
 
 
 class MomentIndex:
     """Window rows and their vector index (see the module doc).
 
-    ``videos``: the video paths; ``video``: int32 ``[N]`` each row's video number; ``start``/
+    ``videos``: the video paths (as embedded), ``locations`` the same videos' absolute paths or
+    URIs; ``video``: int32 ``[N]`` each row's video number; ``start``/
     ``end``: float64 ``[N]`` seconds; ``vectors``: the index of the rows' embeddings (row ``i``
     is id ``i``); ``model``: :func:`~xclip.inference.loading.model_info` of the model that
     embedded them; ``settings``: how (window, stride, views, precision).
     """
 
-    def __init__(self, videos, video, start, end, vectors, model, settings) -> None:
+    def __init__(self, videos, video, start, end, vectors, model, settings,
+                 locations=None) -> None:  # fmt: skip
         self.videos: list[str] = list(videos)
+        self.locations: list[str] = (
+            list(locations)
+            if locations is not None
+            else [v if "://" in v else os.path.abspath(v) for v in self.videos]
+        )
         self.video = np.asarray(video, dtype=np.int32)
         self.start = np.asarray(start, dtype=np.float64)
         self.end = np.asarray(end, dtype=np.float64)
@@ -120,16 +129,20 @@ class MomentIndex:
         settings: dict[str, Any],
         memory_budget: int = MEMORY_BUDGET,
         like: MomentIndex | None = None,
+        locations: Sequence[str] | None = None,
     ) -> MomentIndex:
         """The index of window rows: ``paths[i]``, ``starts[i]``..``ends[i]`` and ``embeds[i]``
         (float ``[N, C]``). ``like``: the library's previous index, whose trained lists an
-        update reuses when the index type stays the same."""
-        videos, video = np.unique(np.asarray(paths, dtype=object), return_inverse=True)
+        update reuses when the index type stays the same. ``locations[i]``: where row ``i``'s
+        video is (default: its path made absolute)."""
+        videos, first, video = np.unique(np.asarray(paths, dtype=object), return_index=True,
+                                          return_inverse=True)  # fmt: skip
+        where = None if locations is None else [str(locations[i]) for i in first]
         vectors = None
         if len(embeds):
             previous = like.vectors if like is not None else None
             vectors = VectorIndex.build(embeds, memory_budget=memory_budget, like=previous)
-        return cls([str(v) for v in videos], video, starts, ends, vectors, model, settings)
+        return cls([str(v) for v in videos], video, starts, ends, vectors, model, settings, where)
 
     # -- files --------------------------------------------------------------------------------
     def write_files(self, folder: str | os.PathLike) -> None:
@@ -142,7 +155,8 @@ class MomentIndex:
         faiss_bytes = self.vectors.to_bytes() if self.vectors is not None else b""
         meta = {
             "format": MOMENTS_FORMAT, "format_version": 1, "rows": len(self),
-            "videos": self.videos, "model": self.model, "settings": self.settings,
+            "videos": self.videos, "locations": self.locations, "model": self.model,
+            "settings": self.settings,
             "index": self.vectors.info() if self.vectors is not None else None,
             "sha256": {"moments.npz": _sha256(rows), "moments.faiss": _sha256(faiss_bytes)},
         }  # fmt: skip
@@ -188,14 +202,17 @@ def load_moments(folder: str | os.PathLike) -> MomentIndex:
         with np.load(io.BytesIO(data["moments.npz"]), allow_pickle=False) as z:
             video, start, end = z["video"], z["start"], z["end"]
         videos = [str(v) for v in meta["videos"]]
+        locations = [str(v) for v in meta.get("locations") or videos]
     except InputError:
         raise
     except (OSError, ValueError, KeyError, TypeError) as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise InputError(f"{bad} ({type(e).__name__}: {first}); {fix}") from None
     n = len(video)
-    if not (len(start) == len(end) == n == int(meta.get("rows", -1))) or (
-        n and int(video.max()) >= len(videos)
+    if (
+        not (len(start) == len(end) == n == int(meta.get("rows", -1)))
+        or len(locations) != len(videos)
+        or (n and int(video.max()) >= len(videos))
     ):
         raise InputError(f"{bad}: its row files disagree; {fix}")
     vectors = None
@@ -205,7 +222,7 @@ def load_moments(folder: str | os.PathLike) -> MomentIndex:
         if len(vectors) != n:
             raise InputError(f"{bad}: {len(vectors)} vectors for {n} rows; {fix}")
     return MomentIndex(videos, video, start, end, vectors, meta.get("model", {}),
-                       meta.get("settings", {}))  # fmt: skip
+                       meta.get("settings", {}), locations)  # fmt: skip
 
 
 # -- building in memory (the Python API) -------------------------------------------------------
@@ -269,14 +286,14 @@ def query_vector(
     model: XCLIP,
     query: str | None = None,
     *,
-    like: str | os.PathLike | None = None,
+    like: str | os.PathLike | bytes | None = None,
     template: str = "{}",
     num_clips: int = 1,
     num_crops: int = 1,
 ) -> np.ndarray:
     """The unit vector float32 ``[C]`` a search compares windows with: the raw text embedding
-    of ``query`` in ``template``, or the video embedding of the clip ``like`` (views averaged,
-    as a window is embedded)."""
+    of ``query`` in ``template``, or the video embedding of the clip ``like`` (a path or the
+    bytes of a file; views averaged, as a window is embedded)."""
     if (query is None) == (like is None):
         raise InputError("give a text query or an example clip (like=...), one of the two")
     if like is not None:
@@ -286,7 +303,8 @@ def query_vector(
         try:
             clips = pipe.prepare(like).clips
         except BAD_VIDEO_ERRORS as e:
-            raise InputError(f"--like {os.fspath(like)}: {one_line_error(e)}") from None
+            what = "<bytes>" if isinstance(like, bytes) else os.fspath(like)
+            raise InputError(f"the example clip {what}: {one_line_error(e)}") from None
         vec = pipe.encode(clips).embeds.float().mean(dim=0)
     else:
         if not isinstance(query, str):
@@ -337,7 +355,7 @@ def search_moments(
     index: MomentIndex,
     model: XCLIP,
     *,
-    like: str | os.PathLike | None = None,
+    like: str | os.PathLike | bytes | None = None,
     top_k: int = 10,
     path_glob: str | None = None,
     min_duration: float | None = None,
@@ -384,5 +402,5 @@ def search_moments(
             break
         fetch = min(n_allowed, fetch * 2)
     moments.sort(key=lambda m: (-m[0], m[1], m[2]))
-    return [Moment(r + 1, index.videos[v], s, e, sc, n)
+    return [Moment(r + 1, index.videos[v], s, e, sc, n, index.locations[v])
             for r, (sc, v, s, e, n) in enumerate(moments[:top_k])]  # fmt: skip
