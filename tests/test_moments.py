@@ -417,9 +417,9 @@ def test_bench_search_smoke():
 
 
 @pytest.mark.slow
-def test_demo_moments_study_in_miniature(tmp_path):
-    """`xclip-video demo --study moments` on a tiny plan: the numbers are in results.json under
-    `moments` and in report.md, beside chance; the main stages' numbers are unchanged."""
+def test_demo_reports_moments(tmp_path):
+    """Every demo run finds the segments of its long videos: the numbers are in results.json
+    under `moments` and in report.md, beside chance."""
     from xclip_app.demo.generate import DataSpec
     from xclip_app.demo.pipeline import Plan, run_demo
     from xclip_app.demo.pretrain import PretrainSpec
@@ -434,13 +434,10 @@ def test_demo_moments_study_in_miniature(tmp_path):
         final_views=(1, 1), ablations=(), linear=False,
     )  # fmt: skip
     out = tmp_path / "demo"
-    plain = run_demo(out, plan, log=lambda s: None).results
-    res = run_demo(out, plan, study="moments", log=lambda s: None).results
-    m = res["moments"]
+    m = run_demo(out, plan, log=lambda s: None).results["moments"]
     assert m["videos"] == 8 and m["segments"] == 48 and m["windows"] > 48
     for r in (m, m["chance"]):
         assert 0 <= r["r1"] <= r["r5"] <= 100 and 0 <= r["map"] <= 100
     saved = json.loads((out / "report" / "results.json").read_text())["moments"]
     assert saved["r1"] == pytest.approx(m["r1"]) and saved["map"] == pytest.approx(m["map"])
     assert "## Moments" in (out / "report" / "report.md").read_text()
-    assert res["runs"]["main"]["top1"] == plain["runs"]["main"]["top1"]

@@ -9,7 +9,6 @@ writes ``OUT/report/`` (report.md, results.json, PNG plots). Stages are cached i
     xclip-video demo                 # the full benchmark (about 7 minutes on 2 CPU cores)
     xclip-video demo --quick         # the CI configuration (about a minute)
     xclip-video demo --study retention   # + fine-tuning options vs zero-shot on held-out classes
-    xclip-video demo --study moments     # + moments of long videos found from their class names
 """
 
 from __future__ import annotations
@@ -36,11 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--study",
-        choices=("retention", "moments"),
+        choices=("retention",),
         default=None,
-        help="also run a study: 'moments' finds the segments of long videos made of the demo's "
-        "clips from their class names (R@1, R@5 at tIoU >= 0.5, mAP); 'retention' fine-tunes "
-        "on the seen classes with each option of "
+        help="also run a study: 'retention' fine-tunes on the seen classes with each option of "
         "docs/training.md 'Beyond X-CLIP' and measures zero-shot top-1 on the held-out classes",
     )
     p.add_argument(

@@ -1,5 +1,5 @@
-"""The demo's moments study (``xclip-video demo --study moments``): find, in long videos, the
-moment where something happens, from its words alone.
+"""The demo's moments stage: find, in long videos, the moment where something happens, from its
+words alone (every ``xclip-video demo``; seconds on top of the training stages).
 
 Long videos are the demo's validation clips of the video-training classes (clips the model was
 not trained on) put end to end, several classes a video, so every segment's class, start and end

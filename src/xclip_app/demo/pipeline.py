@@ -172,11 +172,10 @@ def run_demo(
     """Run every stage (reusing cached ones), write the report; returns the collected numbers.
     The demo architecture is registered for the duration of the run only. ``study="retention"``
     adds the retention study (:mod:`~xclip_app.demo.retention`) after the main stages, under
-    ``results["retention"]``, over ``study_seeds`` (whatever the plan's seeds); ``study="moments"``
-    the moments study (:mod:`~xclip_app.demo.moments`) under ``results["moments"]``; the main stages
+    ``results["retention"]``, over ``study_seeds`` (whatever the plan's seeds); the main stages
     and their numbers are the same with or without it."""
-    if study not in (None, "retention", "moments"):
-        raise ValueError(f"study must be None, 'retention' or 'moments', got {study!r}")
+    if study not in (None, "retention"):
+        raise ValueError(f"study must be None or 'retention', got {study!r}")
     with demo_arch.registered():
         return _run_demo(out, plan, fresh=fresh, verbose=verbose, log=log, study=study,
                          study_seeds=study_seeds)  # fmt: skip
@@ -216,7 +215,7 @@ def _run_demo(
     torch_threads = torch.get_num_threads()
     results: dict[str, Any] = {"plan": _plan_dict(plan), "arch": {"name": arch, **arch_cfg}}
     step = {"i": 0}
-    n_steps = 5 if study else 4
+    n_steps = 6 if study else 5
 
     def header(title: str) -> None:
         step["i"] += 1
@@ -416,20 +415,21 @@ def _run_demo(
             f"held-out classes (chance {100 / len(meta['heldout_classes']):.0f}%)")  # fmt: skip
     results["fewshot"] = few
 
-    # 5. the retention study (--study retention) ---------------------------------------------
+    # 5. moments: segments of long videos from their class names (xclip_app.demo.moments) -------
+    header("moments: segments of long videos found from their class names (embed --window)")
+    results["moments"] = run_moments_study(
+        out=out, data_dir=data_dir, checkpoint=runs["main"]["checkpoint"], cache=cache,
+        train_key=cache.keys["train/main"], fps=plan.data.fps,
+        clip_seconds=plan.data.num_frames / plan.data.fps, log=log,
+    )  # fmt: skip
+
+    # 6. the retention study (--study retention) ---------------------------------------------
     if study == "retention":
         header("retention study: each option on the seen classes, zero-shot on the held-out ones")
         results["retention"] = run_retention(
             out=out, arch=arch, data_dir=data_dir, clip_file=clip_file, recipes=recipes,
             recipe_text=recipe_text, cache=cache, common=common, budget=plan.ablation,
             seeds=study_seeds, quiet=lambda: _quiet_engine(verbose), log=log,
-        )  # fmt: skip
-    if study == "moments":  # (--study moments: xclip_app.demo.moments)
-        header("moments study: segments of long videos found from their class names")
-        results["moments"] = run_moments_study(
-            out=out, data_dir=data_dir, checkpoint=runs["main"]["checkpoint"], cache=cache,
-            train_key=cache.keys["train/main"], fps=plan.data.fps,
-            clip_seconds=plan.data.num_frames / plan.data.fps, log=log,
         )  # fmt: skip
     torch.set_num_threads(torch_threads)
 

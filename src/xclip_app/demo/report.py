@@ -318,7 +318,7 @@ def write_report(out: str | Path, results: dict) -> Path:
             )
         add("")
 
-    if results.get("moments"):  # moments study (--study moments)
+    if results.get("moments"):  # moments of long videos (xclip_app.demo.moments)
         for line in moments_lines(results["moments"]):
             add(line)
     # retention study (--study retention)
