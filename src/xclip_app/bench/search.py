@@ -177,7 +177,8 @@ def format_search_result(r: dict[str, Any]) -> str:
         )
     for row in r["rows"][1:]:
         lines.append(
-            f"{row['index']} vs exact: k=10 p50 x{base['k10_p50_ms'] / row['k10_p50_ms']:.1f} "
-            f"faster, memory x{row['memory_mb'] / base['memory_mb']:.2f}"
+            f"{row['index']} vs exact: k=10 p50 {base['k10_p50_ms'] / row['k10_p50_ms']:.1f}x the "
+            f"speed, k=2000 p50 {base['k2000_p50_ms'] / row['k2000_p50_ms']:.1f}x, memory "
+            f"{row['memory_mb'] / base['memory_mb']:.2f}x"
         )
     return "\n".join(lines)
