@@ -9,6 +9,10 @@ after the expansion of :mod:`xclip_app.collection_inputs`), ``location`` (where 
 first) for ``classify``, ``embedding`` (and ``tokens``, the prompt generator's visual tokens
 ``[P, C]``) for ``embed``, ``status``/``transcoded`` for ``prepare`` - and ``error`` (null, or why
 the video could not be read: a bad video never stops the job). Rows are sorted by ``path``.
+Task ``windows`` (``embed --window``, :mod:`xclip_app.moments_library`) has one row per time window
+(``window``, ``num_windows``, ``start``, ``end``, ``embedding``) and the video's ``video_size`` and
+``video_mtime``: its rows are unique by location and window, a part holds whole videos only, and
+the rows of a video whose file is gone or changed are dropped on resume (:attr:`ResultTable.changed`).
 
 The job's settings (the task, the model's fingerprint and config, labels, template, views,
 precision) are the file's metadata (``xclip`` in the Parquet schema, ``_xclip.json``).
