@@ -329,11 +329,13 @@ def _merge(index: MomentIndex, ids: np.ndarray, scores: np.ndarray) -> list[list
     keep = ids >= 0
     ids, scores = ids[keep], scores[keep]
     gap = 0.5 * float(scores.max() - scores.min()) if len(scores) else 0.0
+    # plain lists: one numpy lookup per array, not per window
+    vs, ss, es = index.video[ids].tolist(), index.start[ids].tolist(), index.end[ids].tolist()
     per_video: dict[int, list[list]] = {}
-    out: list[list] = []
-    for i, sc in zip(ids.tolist(), scores.tolist(), strict=True):
-        v, s, e = int(index.video[i]), float(index.start[i]), float(index.end[i])
-        near = [m for m in per_video.get(v, ()) if s <= m[3] + 1e-6 and e >= m[2] - 1e-6]
+    out: list[list] = []  # [score, video, start, end, n, alive]
+    for v, s, e, sc in zip(vs, ss, es, scores.tolist(), strict=True):
+        mine = per_video.setdefault(v, [])
+        near = [m for m in mine if m[5] and s <= m[3] + 1e-6 and e >= m[2] - 1e-6]
         if near:
             m = max(near, key=lambda n: n[0])
             if sc >= m[0] - gap:  # joins it, and bridges it with the other moments it touches
@@ -341,13 +343,12 @@ def _merge(index: MomentIndex, ids: np.ndarray, scores: np.ndarray) -> list[list
                 for other in near:
                     if other is not m and other[0] >= m[0] - gap:
                         m[2], m[3], m[4] = min(m[2], other[2]), max(m[3], other[3]), m[4] + other[4]
-                        per_video[v].remove(other)
-                        out.remove(other)
+                        other[5] = False
             continue
-        m = [sc, v, s, e, 1]
-        per_video.setdefault(v, []).append(m)
+        m = [sc, v, s, e, 1, True]
+        mine.append(m)
         out.append(m)
-    return out
+    return [m[:5] for m in out if m[5]]
 
 
 def search_moments(
