@@ -120,7 +120,10 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dim", type=int, default=512, help="vector width (default 512: B/32, B/16)")
     p.add_argument("--queries", type=int, default=200, help="timed queries per k (default 200)")
     p.add_argument(
-        "--memory-budget-gb", type=positive_float(), default=1.0, help="index budget (default 1)"
+        "--index-memory-gb",
+        type=positive_float(),
+        default=1.0,
+        help="memory budget of the index, as embed --index-memory-gb (default 1)",
     )
     p.add_argument("--threads", type=int, default=None, help="FAISS threads (default: all)")
     p.add_argument("--lancedb", action="store_true", help="also LanceDB's IVF_SQ (needs lancedb)")
@@ -138,7 +141,7 @@ def run_search(args: argparse.Namespace) -> int:
         raise UsageError("--vectors must be >= 100, --dim and --queries >= 1")
     result = bench_search(
         args.vectors, dim=args.dim, queries=args.queries, lancedb=args.lancedb,
-        memory_budget=int(args.memory_budget_gb * 2**30), threads=args.threads,
+        memory_budget=int(args.index_memory_gb * 2**30), threads=args.threads,
         log=lambda msg: print(msg, file=sys.stderr, flush=True),
     )  # fmt: skip
     print(format_search_result(result))
