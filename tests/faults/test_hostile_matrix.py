@@ -197,6 +197,7 @@ def _needs_more(w: World, out: str, command: str) -> list[str]:
         "bench model": ["bench", "model", "--json", out],
         "bench data": ["bench", "data", "--json", out],
         "bench engines": ["bench", "engines", "--json", out],
+        "bench search": ["bench", "search", "--json", out],
     }[command]  # fmt: skip
 
 
@@ -209,7 +210,7 @@ for command, option, folder in [
     ("fewshot", "--output", False), ("demo", "--output", True),
     ("interpolate", "--output", True), ("convert-openai", "OUTPUT", False),
     ("bench model", "--json", False), ("bench data", "--json", False),
-    ("bench engines", "--json", False),
+    ("bench engines", "--json", False), ("bench search", "--json", False),
 ]:  # fmt: skip
     RECIPES[(command, option)] = Recipe(
         lambda w, out, c=command: _needs_more(w, out, c),
@@ -340,7 +341,7 @@ PROCEEDS = {"a folder holding the user's other files", "a rerun after kill -9",
 # The demo and the benchmarks run for minutes once they start: their cases that proceed (a
 # demo into a folder beside the user's files, ...) run only with XCLIP_MATRIX_FULL=1, to keep
 # CI within its budget; every case that must be refused runs always.
-HEAVY = {"demo", "bench model", "bench data", "bench engines"}
+HEAVY = {"demo", "bench model", "bench data", "bench engines", "bench search"}
 
 
 # Outputs whose form follows their name: the same option, another writer (Parquet collections:
@@ -349,6 +350,9 @@ VARIANTS: dict[tuple[str, str], Recipe] = {
     ("classify", "--output (X.parquet)"): Recipe(_cls, suffix=".parquet"),
     ("embed", "--output (a Parquet folder)"): Recipe(
         lambda w, out: _embed(w, f"{out}/" if out else out), folder=True, suffix=""
+    ),
+    ("embed", "--output (a moments library)"): Recipe(
+        lambda w, out: [*_embed(w, out), "--window", "1"], folder=True, suffix=""
     ),
 }
 ALL_RECIPES = {**RECIPES, **VARIANTS}
