@@ -29,7 +29,7 @@ from xclip_app.exit_codes import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
 from xclip_app.outputs import output_error
 
 if TYPE_CHECKING:
-    from xclip.inference import Prediction, SearchHit, VideoFailure
+    from xclip.inference import Moment, Prediction, SearchHit, VideoFailure
 
 __all__ = [
     "FORMATS",
@@ -39,6 +39,7 @@ __all__ = [
     "open_output",
     "progress_bar",
     "report_failures",
+    "write_moment_results",
     "write_search_results",
 ]
 
@@ -233,3 +234,32 @@ def write_search_results(
         for q, hits in results:
             for h in hits:
                 w.writerow([q, h.rank, h.path, f"{h.score:.6f}"])
+
+
+def write_moment_results(
+    out: IO[str], fmt: str, results: list[tuple[str, list[Moment]]], header: dict[str, Any]
+) -> None:
+    """The moments found for each query (:func:`xclip.inference.search_moments`) in one of
+    :data:`FORMATS`; ``header`` heads the json document."""
+    if fmt == "table":
+        for q, moments in results:
+            out.write(f"query: {q}\n  {'rank':>4}  {'score':>7}  {'start':>9}  {'end':>9}  video\n")
+            for m in moments:
+                out.write(f"  {m.rank:>4}  {m.score:7.4f}  {format_timestamp(m.start):>9}  "
+                          f"{format_timestamp(m.end):>9}  {m.path}\n")  # fmt: skip
+            out.write("\n")
+    elif fmt == "json":
+        doc = {**header, "results": [{"query": q, "moments": [m.to_dict() for m in ms]}
+                                     for q, ms in results]}  # fmt: skip
+        out.write(json.dumps(doc, indent=2) + "\n")
+    elif fmt == "jsonl":
+        for q, moments in results:
+            for m in moments:
+                out.write(json.dumps({"query": q, **m.to_dict()}) + "\n")
+    else:
+        w = csv.writer(out)
+        w.writerow(["query", "rank", "video", "start", "end", "score", "windows"])
+        for q, moments in results:
+            for m in moments:
+                w.writerow([q, m.rank, m.path, f"{m.start:.3f}", f"{m.end:.3f}",
+                            f"{m.score:.6f}", m.windows])  # fmt: skip

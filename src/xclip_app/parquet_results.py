@@ -9,6 +9,10 @@ after the expansion of :mod:`xclip_app.collection_inputs`), ``location`` (where 
 first) for ``classify``, ``embedding`` (and ``tokens``, the prompt generator's visual tokens
 ``[P, C]``) for ``embed``, ``status``/``transcoded`` for ``prepare`` - and ``error`` (null, or why
 the video could not be read: a bad video never stops the job). Rows are sorted by ``path``.
+Task ``windows`` (``embed --window``, :mod:`xclip_app.moments_library`) has one row per time window
+(``window``, ``num_windows``, ``start``, ``end``, ``embedding``) and the video's ``video_size`` and
+``video_mtime``: its rows are unique by location and window, a part holds whole videos only, and
+the rows of a video whose file is gone or changed are dropped on resume (:attr:`ResultTable.changed`).
 
 The job's settings (the task, the model's fingerprint and config, labels, template, views,
 precision) are the file's metadata (``xclip`` in the Parquet schema, ``_xclip.json``).
@@ -44,7 +48,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -117,6 +121,16 @@ def result_schema(task: str) -> pa.Schema:
         extra = [
             ("embedding", pa.list_(pa.float32())),
             ("tokens", pa.list_(pa.list_(pa.float32()))),
+        ]
+    elif task == "windows":  # embed --window: one row per window (xclip_app.engines.window_work)
+        extra = [
+            ("window", pa.int32()),
+            ("num_windows", pa.int32()),
+            ("start", pa.float64()),
+            ("end", pa.float64()),
+            ("video_size", pa.int64()),
+            ("video_mtime", pa.float64()),
+            ("embedding", pa.list_(pa.float32())),
         ]
     elif task == "prepare":
         common = [
@@ -205,6 +219,28 @@ def _locations(batch: pa.RecordBatch) -> pa.Array:
     return pc.replace_with_mask(loc, missing, pa.array(resolved, pa.string()))
 
 
+def _row_keys(batch: pa.RecordBatch, task: str) -> pa.Array:
+    """What makes a row unique: its location, and for window rows its window number too."""
+    if task != "windows":
+        return _locations(batch)
+    pa, _ = _pa()
+    import pyarrow.compute as pc  # lazy: optional dependency
+
+    window = pc.cast(pc.fill_null(batch.column("window"), -1), pa.string())
+    return pc.binary_join_element_wise(_locations(batch), window, "\x1f")
+
+
+def _changed(identity: dict[str, tuple[int | None, float | None]]) -> list[str]:
+    """The locations (local files) of ``identity`` (location -> the recorded size and
+    modification time) whose file is gone or changed: their rows are dropped, the video
+    embedded again. URIs have no identity and never change."""
+    from xclip_app.collection_inputs import is_uri  # lazy: CLI start-up
+    from xclip_app.engines.window_work import file_identity  # lazy: CLI start-up
+
+    return [loc for loc, recorded in identity.items()
+            if not is_uri(loc) and file_identity(loc) != recorded]  # fmt: skip
+
+
 def _read_meta(path: Path) -> dict[str, Any] | None:
     _, pq = _pa()
     try:
@@ -257,6 +293,9 @@ class ResultTable:
         self.earlier_failures: dict[str, str] = {}  # path -> error, rows of an earlier run
         self.done: pa.Array | None = None  # locations already done (unique), set by start()
         self.duplicates = 0  # rows the last merge dropped (a second row of a location)
+        self.changed: pa.Array | None = None  # window rows: locations of changed/deleted videos
+        self.n_changed_rows = 0  # rows of those the last merge dropped
+        self.partial: dict[str, list[dict[str, Any]]] = {}  # window rows of unfinished videos
         self.n_rows = 0  # rows of the published output, set by finish()
 
     def _same_job(self, meta: dict[str, Any] | None) -> list[str]:
@@ -281,20 +320,43 @@ class ResultTable:
 
     def _read_done(self, files: list[Path]) -> None:
         """:attr:`done` and :attr:`earlier_failures` from the rows of ``files``, reading only
-        ``path``, ``location`` and ``error``."""
+        ``path``, ``location`` and ``error`` (and for window rows the videos' identity: the
+        locations of changed or deleted videos go to :attr:`changed`, and are not done)."""
         pa, _ = _pa()
         import pyarrow.compute as pc  # lazy: optional dependency
 
+        windows = self.task == "windows"
+        columns = ["path", "location", "error"] + (["video_size", "video_mtime"] * windows)
+        identity: dict[str, tuple[int | None, float | None]] = {}
+        failures: dict[str, tuple[str, str]] = {}  # path -> (location, error)
+
         def locations() -> Iterator[pa.Array]:
-            for batch in _scan(files, self.schema, ["path", "location", "error"]):
-                yield _locations(batch)
+            for batch in _scan(files, self.schema, columns):
+                loc = _locations(batch)
+                yield loc
+                if windows:
+                    for key in zip(loc.to_pylist(), batch.column("video_size").to_pylist(),
+                                   batch.column("video_mtime").to_pylist(), strict=True):  # fmt: skip
+                        identity.setdefault(key[0], key[1:])
                 error = batch.column("error")
                 if error.null_count < len(error):
-                    failed = batch.filter(pc.is_valid(error))
+                    mask = pc.is_valid(error)
+                    failed = batch.filter(mask)
                     paths, errors = failed.column("path").to_pylist(), failed.column("error")
-                    self.earlier_failures.update(zip(paths, errors.to_pylist(), strict=True))
+                    where = loc.filter(mask).to_pylist()
+                    pairs = zip(where, errors.to_pylist(), strict=True)
+                    failures.update(zip(paths, pairs, strict=True))
 
         self.done = _collect(locations())
+        if windows:
+            self.changed = pa.array(_changed(identity), pa.string())
+            if len(self.changed):
+                gone = pc.is_in(self.done, value_set=self.changed)
+                self.done = self.done.filter(pc.invert(gone))
+        changed = set(self.changed.to_pylist()) if self.changed is not None else set()
+        self.earlier_failures.update(
+            {p: err for p, (loc, err) in failures.items() if loc not in changed}
+        )
 
     def start(self) -> int:
         """Check an existing output and unfinished run, prepare the work folder; the number of
@@ -371,14 +433,24 @@ class ResultTable:
         return [left[j] for j in first.tolist()]
 
     def add(self, rows: Iterable[dict[str, Any]]) -> None:
-        """Buffer rows; a full buffer becomes a part file."""
+        """Buffer rows; a full buffer becomes a part file. Window rows enter the buffer a whole
+        video at a time (all ``num_windows`` of them, or its error row), so a part never holds
+        part of a video: a crash redoes a video whole, never leaves it half done."""
         from xclip_app.collection_inputs import video_location  # lazy: CLI start-up
 
         for r in rows:
             if r.get("location") is None:  # the engines' rows name the video as given
                 r = {**r, "location": video_location(r["path"])}
-            self.buffer.append(r)
-            self.n_new += 1
+            if self.task == "windows":
+                got = self.partial.setdefault(r["location"], [])
+                got.append(r)
+                if r["error"] is None and len(got) < r["num_windows"]:
+                    continue
+                del self.partial[r["location"]]
+            else:
+                got = [r]
+            self.buffer += got
+            self.n_new += len(got)
             if len(self.buffer) >= self.part_rows:
                 self.flush()
 
@@ -404,24 +476,59 @@ class ResultTable:
 
         pa, _ = _pa()
 
-        locations = _collect(_locations(b) for b in _scan(files, self.schema, ["path", "location"]))
-        n = len(locations)
-        keep = np.sort(_first_rows(locations))
-        del locations
+        columns = ["path", "location"] + (["window"] if self.task == "windows" else [])
+        keys = _collect(_row_keys(b, self.task) for b in _scan(files, self.schema, columns))
+        n = len(keys)
+        gone = None
+        if self.changed is not None and len(self.changed):  # window rows of changed videos
+            gone = self._changed_rows(files, n)  # dropped before the duplicates: a video's
+            live = np.flatnonzero(~gone)  # new rows are never second to its stale ones
+            self.n_changed_rows = int(gone.sum())
+            keep = np.sort(live[_first_rows(keys.take(pa.array(live)))])
+        else:
+            keep = np.sort(_first_rows(keys))
+        del keys
         paths = _collect(b.column("path") for b in _scan(files, self.schema, ["path"]))
-        self.duplicates = n - len(keep)
+        self.duplicates = n - len(keep) - (int(gone.sum()) if gone is not None else 0)
         if self.duplicates:
             dropped = np.ones(n, dtype=bool)
             dropped[keep] = False
+            if gone is not None:
+                dropped &= ~gone
             example = paths[int(np.argmax(dropped))].as_py()
             print(
                 f"xclip-video: warning: {self.duplicates} duplicate row(s) in {self.path} and its "
                 f"work folder (the same video twice; the first row kept), e.g. {example}",
                 file=sys.stderr,
             )
-        kept_paths = paths.take(pa.array(keep)) if self.duplicates else paths  # no copy
+        kept_paths = paths.take(pa.array(keep)) if len(keep) < n else paths  # no copy
         del paths
         return n, keep, keep[_sort_by_path(kept_paths, pa.array(keep)).to_numpy()]
+
+    def _changed_rows(self, files: list[Path], n: int) -> np.ndarray:
+        """bool ``[n]``: the rows of :attr:`changed` videos that recorded another identity than
+        the file has now (rows of this run, of the video as it is now, stay)."""
+        import numpy as np  # lazy: CLI start-up
+        import pyarrow.compute as pc  # lazy: optional dependency
+
+        from xclip_app.engines.window_work import file_identity  # lazy: CLI start-up
+
+        now = {loc: file_identity(loc) for loc in self.changed.to_pylist()}
+        gone = np.zeros(n, dtype=bool)
+        row0 = 0
+        columns = ["path", "location", "video_size", "video_mtime"]
+        for b in _scan(files, self.schema, columns):
+            locs = _locations(b)
+            hit = np.flatnonzero(pc.is_in(locs, value_set=self.changed).to_numpy(
+                zero_copy_only=False))  # fmt: skip
+            if len(hit):
+                loc = locs.take(hit).to_pylist()
+                size = b.column("video_size").take(hit).to_pylist()
+                mtime = b.column("video_mtime").take(hit).to_pylist()
+                for j, lc, sz, mt in zip(hit.tolist(), loc, size, mtime, strict=True):
+                    gone[row0 + j] = now[lc] != (sz, mt)
+            row0 += b.num_rows
+        return gone
 
     def _merged(self, work_tmp: Path) -> tuple[int, Iterator[pa.Table]]:
         """The output's row count and its rows, window by window, in order: the earlier output
@@ -491,9 +598,18 @@ class ResultTable:
 
         return len(keep), windows()
 
-    def finish(self) -> Path:
+    def finish(
+        self,
+        on_table: Callable[[pa.Table], None] | None = None,
+        extra_files: Callable[[Path], None] | None = None,
+    ) -> Path:
         """Publish the output: the earlier rows (on resume) and this run's, as one file or a
-        folder of parts; then remove the work folder."""
+        folder of parts; then remove the work folder. A folder output can carry more:
+        ``on_table`` sees every table of rows as it is written (in the output's order) and
+        ``extra_files(folder)`` then writes files beside the parts, published with them (the
+        moments index of ``embed --window``)."""
+        if self.partial:
+            raise RuntimeError(f"unfinished window rows of {len(self.partial)} video(s)")
         from xclip.atomic import atomic_dir, atomic_open  # lazy: CLI start-up
         from xclip.ownership import record_subdir, remove_owned  # lazy: CLI start-up
 
@@ -518,10 +634,14 @@ class ResultTable:
             def fill(tmp: Path) -> None:
                 i = 0
                 for table in windows:
+                    if on_table is not None:
+                        on_table(table)
                     for start in range(0, max(table.num_rows, 1), self.part_rows):
                         part = table.slice(start, self.part_rows)
                         pq.write_table(part, tmp / f"part-{i:06d}.parquet")
                         i += 1
+                if extra_files is not None:
+                    extra_files(tmp)
                 (tmp / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
 
             atomic_dir(self.path, fill, overwrite=True, kind="parquet")

@@ -204,6 +204,7 @@ def _needs_more(w: World, out: str, command: str) -> list[str]:
         "bench model": ["bench", "model", "--json", out],
         "bench data": ["bench", "data", "--json", out],
         "bench engines": ["bench", "engines", "--json", out],
+        "bench search": ["bench", "search", "--json", out],
         # the benchmarks' code paths in seconds: a tiny model, a short stream
         "bench watch": ["bench", "watch", "--models", "xclip_test", "--precisions", "fp32",
                         "--strides", "1", "--window", "1", "--seconds", "2", "--size", "64x48",
@@ -222,8 +223,8 @@ for command, option, folder in [
     ("fewshot", "--output", False), ("demo", "--output", True),
     ("interpolate", "--output", True), ("convert-openai", "OUTPUT", False),
     ("bench model", "--json", False), ("bench data", "--json", False),
-    ("bench engines", "--json", False), ("bench watch", "--json", False),
-    ("bench segments", "--json", False),
+    ("bench engines", "--json", False), ("bench search", "--json", False),
+    ("bench watch", "--json", False), ("bench segments", "--json", False),
 ]:  # fmt: skip
     RECIPES[(command, option)] = Recipe(
         lambda w, out, c=command: _needs_more(w, out, c),
@@ -354,7 +355,7 @@ PROCEEDS = {"a folder holding the user's other files", "a rerun after kill -9",
 # The demo and the benchmarks run for minutes once they start: their cases that proceed (a
 # demo into a folder beside the user's files, ...) run only with XCLIP_MATRIX_FULL=1, to keep
 # CI within its budget; every case that must be refused runs always.
-HEAVY = {"demo", "bench model", "bench data", "bench engines"}
+HEAVY = {"demo", "bench model", "bench data", "bench engines", "bench search"}
 
 
 # Outputs whose form follows their name: the same option, another writer (Parquet collections:
@@ -363,6 +364,9 @@ VARIANTS: dict[tuple[str, str], Recipe] = {
     ("classify", "--output (X.parquet)"): Recipe(_cls, suffix=".parquet"),
     ("embed", "--output (a Parquet folder)"): Recipe(
         lambda w, out: _embed(w, f"{out}/" if out else out), folder=True, suffix=""
+    ),
+    ("embed", "--output (a moments library)"): Recipe(
+        lambda w, out: [*_embed(w, out), "--window", "1"], folder=True, suffix=""
     ),
 }
 ALL_RECIPES = {**RECIPES, **VARIANTS}

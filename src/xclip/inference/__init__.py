@@ -35,7 +35,9 @@ model, its fingerprint), ``device``, ``errors`` (one-line messages), ``processor
 video path: decode -> sample -> preprocess, :class:`VideoProcessor`), ``pipeline`` (videos in,
 features out, views of several videos sharing model calls), ``classifier`` (:class:`VideoClassifier`), ``timeline``
 (windows of long videos), ``index`` (:class:`VideoIndex` and its files), ``retrieval``
-(:func:`embed_videos`, :func:`search`).
+(:func:`embed_videos`, :func:`search`), ``windows`` (embeddings per time window), ``moments``
+(:func:`embed_windows`, :func:`search_moments`: where in a library of long videos something
+happens) and ``vector_index`` (the FAISS index the moments are found with).
 """
 
 from ..data.video import VIDEO_EXTENSIONS, find_videos
@@ -44,6 +46,7 @@ from .errors import UnreadableVideoError
 from .index import INDEX_FORMAT, VideoIndex, index_files, load_index
 from .labels import check_labels, check_templates, ensemble_text_features
 from .loading import load_inference_model, model_fingerprint
+from .moments import Moment, MomentIndex, embed_windows, load_moments, search_moments
 from .pipeline import VideoPipeline, video_list
 from .processor import PreparedVideo, VideoProcessor
 from .results import Prediction, SearchHit, VideoFailure
@@ -52,6 +55,8 @@ from .retrieval import embed_videos, search
 __all__ = [
     "INDEX_FORMAT",
     "VIDEO_EXTENSIONS",
+    "Moment",
+    "MomentIndex",
     "PreparedVideo",
     "Prediction",
     "SearchHit",
@@ -65,11 +70,14 @@ __all__ = [
     "check_templates",
     "ensemble_text_features",
     "embed_videos",
+    "embed_windows",
     "find_videos",
     "index_files",
     "load_index",
     "load_inference_model",
+    "load_moments",
     "model_fingerprint",
     "search",
+    "search_moments",
     "video_list",
 ]

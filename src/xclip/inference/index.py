@@ -39,7 +39,7 @@ from .errors import one_line_error
 from .loading import model_fingerprint
 from .results import VideoFailure
 
-__all__ = ["INDEX_FORMAT", "VideoIndex", "index_files", "load_index"]
+__all__ = ["INDEX_FORMAT", "VideoIndex", "check_index_model", "index_files", "load_index"]
 
 INDEX_FORMAT = "xclip-video-index"
 
@@ -144,27 +144,33 @@ class VideoIndex:
         return path
 
     def check_model(self, model: XCLIP) -> None:
-        """``ValueError`` unless ``model`` has the weights this index was built with."""
-        want = self.model.get("fingerprint")
-        have = model_fingerprint(model)
-        source = self.model.get("source") or "the model"
-        problem = old_fingerprint_problem(
-            have,
-            f"the exported folder {getattr(model, 'folder', source)}",
-            "export it again (`xclip-video export SOURCE -o FOLDER --overwrite`)",
-        ) or old_fingerprint_problem(
-            want,
-            f"the index (made with {source})",
-            f"rebuild it with `xclip-video embed VIDEOS --model {source} -o INDEX --overwrite`",
+        """``InputError`` unless ``model`` has the weights this index was built with."""
+        check_index_model(self.model, model)
+
+
+def check_index_model(recorded: dict[str, Any], model: XCLIP, *, what: str = "the index") -> None:
+    """``InputError`` unless ``model`` has the weights ``recorded`` (an index's
+    :func:`~xclip.inference.loading.model_info`) names; ``what`` names the index in messages."""
+    want = recorded.get("fingerprint")
+    have = model_fingerprint(model)
+    source = recorded.get("source") or "the model"
+    problem = old_fingerprint_problem(
+        have,
+        f"the exported folder {getattr(model, 'folder', source)}",
+        "export it again (`xclip-video export SOURCE -o FOLDER --overwrite`)",
+    ) or old_fingerprint_problem(
+        want,
+        f"{what} (made with {source})",
+        f"rebuild it with `xclip-video embed VIDEOS --model {source} -o INDEX --overwrite`",
+    )
+    if problem is not None:
+        raise InputError(problem)
+    if want and want != have:
+        raise InputError(
+            f"{what} was built with other model weights ({recorded.get('source')}, "
+            f"fingerprint {want}) than the given model (fingerprint {have}); search with the "
+            f"same model as embed, or rebuild {what}"
         )
-        if problem is not None:
-            raise InputError(problem)
-        if want and want != have:
-            raise InputError(
-                f"the index was built with other model weights ({self.model.get('source')}, "
-                f"fingerprint {want}) than the given model (fingerprint {have}); search with the "
-                f"same model as embed, or rebuild the index"
-            )
 
 
 # the tensors of a .npy index and the file each is stored in

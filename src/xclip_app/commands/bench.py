@@ -85,7 +85,7 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(
-        dest="what", required=True, metavar="{model,data,engines,watch,segments}"
+        dest="what", required=True, metavar="{model,data,engines,search,watch,segments}"
     )
     add_model_arguments(
         sub.add_parser("model", help="model forward latency/throughput against transformers")
@@ -95,6 +95,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     add_engines_arguments(  # xclip_app.bench.engines
         sub.add_parser("engines", help="videos/s: local vs ray engine; prepared vs raw 720p")
+    )
+    add_search_arguments(  # xclip_app.bench.search
+        sub.add_parser(
+            "search", help="the moments index against exact search: build, memory, latency, recall"
+        )
     )
     add_watch_arguments(  # xclip_app.bench.watch
         sub.add_parser(
@@ -117,6 +122,23 @@ def add_engines_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="ray model workers")
     p.add_argument("--cpus-per-worker", type=positive_float(), default=1)
     p.add_argument("--no-ray", action="store_true", help="local engine and decoding only")
+    p.add_argument("--json", default=None, help="write every number here")
+    add_overwrite_argument(p)
+
+
+def add_search_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``bench search``."""
+    p.add_argument("--vectors", type=int, default=100_000, help="indexed vectors (default 100000)")
+    p.add_argument("--dim", type=int, default=512, help="vector width (default 512: B/32, B/16)")
+    p.add_argument("--queries", type=int, default=200, help="timed queries per k (default 200)")
+    p.add_argument(
+        "--index-memory-gb",
+        type=positive_float(),
+        default=1.0,
+        help="memory budget of the index, as embed --index-memory-gb (default 1)",
+    )
+    p.add_argument("--threads", type=int, default=None, help="FAISS threads (default: all)")
+    p.add_argument("--lancedb", action="store_true", help="also LanceDB's IVF_SQ (needs lancedb)")
     p.add_argument("--json", default=None, help="write every number here")
     add_overwrite_argument(p)
 
@@ -168,6 +190,25 @@ def add_segments_arguments(p: argparse.ArgumentParser) -> None:
     add_overwrite_argument(p)
 
 
+def run_search(args: argparse.Namespace) -> int:
+    """``bench search``: the table on stdout, progress on stderr, every number to ``--json``."""
+    from xclip.atomic import atomic_write_text  # lazy: CLI start-up
+    from xclip_app.bench.search import bench_search, format_search_result  # lazy: CLI start-up
+    from xclip_app.exit_codes import UsageError  # lazy: CLI start-up
+
+    if args.vectors < 100 or args.dim < 1 or args.queries < 1:
+        raise UsageError("--vectors must be >= 100, --dim and --queries >= 1")
+    result = bench_search(
+        args.vectors, dim=args.dim, queries=args.queries, lancedb=args.lancedb,
+        memory_budget=int(args.index_memory_gb * 2**30), threads=args.threads,
+        log=lambda msg: print(msg, file=sys.stderr, flush=True),
+    )  # fmt: skip
+    print(format_search_result(result))
+    if args.json:
+        atomic_write_text(args.json, json.dumps(result, indent=1))
+    return EXIT_OK
+
+
 def run(args: argparse.Namespace) -> int:
     from xclip_app.outputs import check_output  # lazy: CLI start-up
 
@@ -179,6 +220,8 @@ def run(args: argparse.Namespace) -> int:
         return run_data(args)
     if args.what == "engines":
         return run_engines(args)
+    if args.what == "search":
+        return run_search(args)
     if args.what == "watch":
         return run_watch(args)
     if args.what == "segments":

@@ -1,7 +1,9 @@
 """``xclip-video embed``: video embeddings (and class-text embeddings) for retrieval.
 
 Writes an index that ``xclip-video search`` reads: ``FILE.safetensors`` (one file) or ``FILE.npy``
-(+ ``FILE.json`` with the paths and the model, ``FILE.tokens.npy``, ``FILE.text.npy``).
+(+ ``FILE.json`` with the paths and the model, ``FILE.tokens.npy``, ``FILE.text.npy``); with
+``--window`` a moments library folder (one row per window and a vector index,
+:mod:`xclip_app.moments_library`).
 Exit codes as ``classify``: 0 all embedded, 1 some videos skipped, 2 usage error / none embedded.
 All files of the index are written to temporary names and renamed into place only when the
 whole index is written; an existing index needs ``--overwrite``; an index that is also an input
@@ -32,6 +34,7 @@ from xclip_app.inference_output import (
     progress_bar,
     report_failures,
 )
+from xclip_app.option_types import positive_float
 from xclip_app.outputs import check_outputs
 
 NAME = "embed"
@@ -61,6 +64,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-recursive", action="store_true", help="do not descend into sub-folders")
+    w = p.add_argument_group("moments library (docs/search.md)")
+    w.add_argument(
+        "--window",
+        type=positive_float(),
+        help="seconds per window (at least one frame): -o LIB becomes a moments library, one row "
+        "per window and a vector index, for `search --index LIB`; a rerun adds new videos",
+    )
+    w.add_argument(
+        "--stride",
+        type=positive_float(),
+        help="seconds between window starts (at least one frame; default: --window)",
+    )
+    w.add_argument(
+        "--index-memory-gb",
+        type=positive_float(),
+        default=1.0,
+        help="memory budget of the library's index: exact search while the vectors fit and are "
+        "few, else a compressed approximate index (default 1)",
+    )
     add_engine_arguments(p)  # collections: --engine ray, Parquet -o (xclip_app.engines.job)
 
 
@@ -68,6 +90,10 @@ def run(args: argparse.Namespace) -> int:
     from xclip.data.video import find_videos  # lazy: CLI start-up
     from xclip.inference import embed_videos, index_files  # lazy: CLI start-up
 
+    if args.window is not None:  # a moments library (xclip_app.moments_library)
+        return run_collection(args, "windows", None)
+    if args.stride is not None:
+        raise UsageError("--stride needs --window (the window rows of a moments library)")
     if wants_collection_job(args):  # --engine ray or -o OUT.parquet (xclip_app.engines.job)
         return run_collection(args, "embed", read_labels(args))
     if not args.output.endswith((".safetensors", ".npy")):

@@ -45,6 +45,7 @@ from xclip_app.train.protocols import run_zeroshot
 from . import arch as demo_arch
 from .generate import DataSpec, class_table, generate_dataset
 from .metrics import pair_metrics
+from .moments import run_moments_study
 from .pretrain import PretrainSpec, pretrain_clip
 from .report import write_report
 from .retention import run_retention
@@ -214,7 +215,7 @@ def _run_demo(
     torch_threads = torch.get_num_threads()
     results: dict[str, Any] = {"plan": _plan_dict(plan), "arch": {"name": arch, **arch_cfg}}
     step = {"i": 0}
-    n_steps = 5 if study else 4
+    n_steps = 6 if study else 5
 
     def header(title: str) -> None:
         step["i"] += 1
@@ -414,7 +415,15 @@ def _run_demo(
             f"held-out classes (chance {100 / len(meta['heldout_classes']):.0f}%)")  # fmt: skip
     results["fewshot"] = few
 
-    # 5. the retention study (--study retention) ---------------------------------------------
+    # 5. moments: segments of long videos from their class names (xclip_app.demo.moments) -------
+    header("moments: segments of long videos found from their class names (embed --window)")
+    results["moments"] = run_moments_study(
+        out=out, data_dir=data_dir, checkpoint=runs["main"]["checkpoint"], cache=cache,
+        train_key=cache.keys["train/main"], fps=plan.data.fps,
+        clip_seconds=plan.data.num_frames / plan.data.fps, log=log,
+    )  # fmt: skip
+
+    # 6. the retention study (--study retention) ---------------------------------------------
     if study == "retention":
         header("retention study: each option on the seen classes, zero-shot on the held-out ones")
         results["retention"] = run_retention(

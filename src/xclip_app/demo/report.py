@@ -21,6 +21,7 @@ from xclip.paper import (
     PAPER_ZEROSHOT,
 )
 
+from .moments import report_lines as moments_lines
 from .plots import plot_confusion, plot_lines, smooth
 from .retention import report_lines as retention_lines
 from .variants import VARIANTS, run_name, variant_of
@@ -317,6 +318,9 @@ def write_report(out: str | Path, results: dict) -> Path:
             )
         add("")
 
+    if results.get("moments"):  # moments of long videos (xclip_app.demo.moments)
+        for line in moments_lines(results["moments"]):
+            add(line)
     # retention study (--study retention)
     if results.get("retention"):
         seeds = max(len(v["values"]) for v in results["retention"].values())

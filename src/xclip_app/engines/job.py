@@ -78,7 +78,8 @@ def wants_collection_job(args: argparse.Namespace) -> bool:
 
 
 def run_collection(args: argparse.Namespace, task: str, labels: list[str] | None) -> int:
-    """Run ``task`` (classify or embed) over ``args.videos`` into the Parquet ``args.output``."""
+    """Run ``task`` (classify, embed, or windows: ``embed --window``, a moments library) over
+    ``args.videos`` into the Parquet ``args.output``."""
     from xclip.fingerprint import old_fingerprint_problem  # lazy: CLI start-up
     from xclip.inference.loading import model_info  # lazy: CLI start-up
     from xclip_app.collection_inputs import expand_inputs  # lazy: CLI start-up
@@ -118,7 +119,15 @@ def run_collection(args: argparse.Namespace, task: str, labels: list[str] | None
         device=args.device, precision=args.precision, batch_size=args.batch_size,
         keep_tokens=keep_tokens, compile=compile_choice(args.compile),
     )  # fmt: skip
-    preparer = ClipPreparer.for_model(model, num_clips=args.num_clips, num_crops=args.num_crops)
+    preparer: Any = ClipPreparer.for_model(model, num_clips=args.num_clips,
+                                           num_crops=args.num_crops)  # fmt: skip
+    library = None
+    if task == "windows":  # xclip_app.moments_library: window rows and their index
+        from xclip_app.moments_library import MomentsLibrary  # lazy: CLI start-up
+
+        library = MomentsLibrary.from_args(args, model)
+        preparer = library.preparer()
+        worker_kwargs.update(library.worker_kwargs())
     info = model_info(model, args.model)
     # an export by an older xclip has its source's old fingerprint, int8 or not: its rows could
     # pass for another export's on resume
@@ -143,6 +152,8 @@ def run_collection(args: argparse.Namespace, task: str, labels: list[str] | None
         "precision": args.precision,
         "extra": {"tokens": keep_tokens} if task == "embed" else {},
     }
+    if library is not None:
+        job["extra"] = library.job_extra()
     table = ResultTable(args.output, task, job, overwrite=args.overwrite, part_rows=args.part_rows)
     done = table.start()  # how many videos the output holds: resume skips them by location
     todo = table.pending(videos)
@@ -163,7 +174,9 @@ def run_collection(args: argparse.Namespace, task: str, labels: list[str] | None
     else:
         from xclip_app.engines.local import run_local  # lazy: CLI start-up
 
-        worker = ModelWorker(model, task, **worker_kwargs)
+        worker: Any = (ModelWorker if library is None else library.worker)(
+            model, task, **worker_kwargs
+        )
         batches = run_local(todo, preparer, worker.rows, workers=args.workers)
     from xclip.inference import VideoFailure  # lazy: CLI start-up
 
@@ -173,21 +186,30 @@ def run_collection(args: argparse.Namespace, task: str, labels: list[str] | None
     try:
         for rows in batches:
             table.add(rows)
+            videos_done = 0
             for r in rows:
-                if r["error"] is None:
-                    n_ok += 1
-                else:
+                if r["error"] is not None:
                     failures.append(VideoFailure(r["path"], r["error"]))
-            bar.update(len(rows))
+                    videos_done += 1
+                elif task != "windows" or r["window"] == r["num_windows"] - 1:
+                    n_ok += 1  # a video (its last window)
+                    videos_done += 1
+            bar.update(videos_done)
     finally:
         bar.close()
-    path = table.finish()
+    if library is not None:
+        path = table.finish(library.add_rows, library.write_index)
+    else:
+        path = table.finish()
     dt = time.perf_counter() - t0
-    print(
-        f"wrote {path}: {n_ok + len(failures)} new row(s) ({len(failures)} failed) in {dt:.1f}s, "
-        f"{table.n_rows} in all",
-        file=sys.stderr,
-    )
+    if library is not None:
+        print(library.summary(path, n_ok, len(failures), table, dt), file=sys.stderr)
+    else:
+        print(
+            f"wrote {path}: {n_ok + len(failures)} new row(s) ({len(failures)} failed) in "
+            f"{dt:.1f}s, {table.n_rows} in all",
+            file=sys.stderr,
+        )
     # the exit code and report cover the whole output: a rerun says what the first run said
     earlier = [VideoFailure(p, e) for p, e in sorted(table.earlier_failures.items())]
     report_failures(earlier + failures, len(videos))

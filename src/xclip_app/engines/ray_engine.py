@@ -22,6 +22,7 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from xclip_app.engines.window_work import WindowWorker
 from xclip_app.engines.work import ClipPreparer, ModelWorker
 from xclip_app.exit_codes import UsageError
 
@@ -80,7 +81,9 @@ class _ModelActor:
         device = kwargs.get("device")
         if device is None and ray.get_gpu_ids():
             kwargs = {**kwargs, "device": "cuda"}
-        self.worker = ModelWorker(ray.get(model_ref[0]), **kwargs)
+        # embed --window: window rows (xclip_app.engines.window_work), else one row a video
+        worker = WindowWorker if kwargs.get("task") == "windows" else ModelWorker
+        self.worker = worker(ray.get(model_ref[0]), **kwargs)
 
     def __call__(self, batch):
         import pyarrow as pa  # lazy: optional dependency
