@@ -22,7 +22,7 @@ from xclip.paper import (
 )
 
 from .plots import plot_confusion, plot_lines, smooth
-from .retention import report_lines as retention_lines
+from .study import report_lines as study_lines
 from .variants import VARIANTS, run_name, variant_of
 
 
@@ -317,10 +317,9 @@ def write_report(out: str | Path, results: dict) -> Path:
             )
         add("")
 
-    # retention study (--study retention)
-    if results.get("retention"):
-        seeds = max(len(v["values"]) for v in results["retention"].values())
-        for line in retention_lines(results["retention"], seeds):
+    # the paired study (--study paired)
+    if results.get("study"):
+        for line in study_lines(results["study"]):
             add(line)
 
     # timings
@@ -346,10 +345,7 @@ def summary_lines(results: dict) -> list[str]:
         out.append(
             "ablation top-1: " + ", ".join(f"{k} {v['top1_mean']:.1f}" for k, v in abl.items())
         )
-    ret = results.get("retention", {})
-    if ret:
-        out.append(
-            "retention, held-out top-1: "
-            + ", ".join(f"{k} {v['mean']:.1f}+-{v['std']:.1f}" for k, v in ret.items())
-        )
+    for p in results.get("study", {}).get("paired", []):
+        out.append(f"{p['option']} - {p['baseline']} ({p['metric']}, {p['n']} seeds): "
+                   f"{p['mean']:+.1f} [{p['low']:+.1f}, {p['high']:+.1f}] {p['verdict']}")  # fmt: skip
     return out
