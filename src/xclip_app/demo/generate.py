@@ -119,9 +119,12 @@ def _class_ids() -> tuple[list[str], list[str], dict[str, int], dict[str, int]]:
     table = class_table()
     train_names = [r["name"] for r in table if not r["heldout"]]
     held_names = [r["name"] for r in table if r["heldout"]]
-    return train_names, held_names, {n: i for i, n in enumerate(train_names)}, {
-        n: i for i, n in enumerate(held_names)
-    }
+    return (
+        train_names,
+        held_names,
+        {n: i for i, n in enumerate(train_names)},
+        {n: i for i, n in enumerate(held_names)},
+    )
 
 
 def _write_clips(jobs: list[ClipJob], workers: int,

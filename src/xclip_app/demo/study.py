@@ -36,10 +36,16 @@ from .generate import DataSpec, generate_heldout_test
 
 __all__ = [
     "COMPARISONS",
+    "EFFECT",
     "ENSEMBLE",
     "INTERP_ALPHA",
+    "LABELS",
+    "METRIC_NAMES",
     "OPTIONS",
     "VERDICTS",
+    "comparison",
+    "find",
+    "paired_table",
     "report_lines",
     "run_study",
 ]
@@ -223,14 +229,24 @@ def run_study(
         (m, s), (sm, ss) = _mean_std(row["top1"]), _mean_std(row["seen_top1"])
         table[name] = {"label": LABELS[name], "top1": row["top1"], "seen_top1": row["seen_top1"],
                        "top1_mean": m, "top1_std": s, "seen_mean": sm, "seen_std": ss}  # fmt: skip
-    paired = []
-    for group, option, baseline, metric in COMPARISONS:
-        if option in table and baseline in table:
-            d = paired_difference(option, baseline, table[option][metric],
-                                  table[baseline][metric], seeds, metric=metric, effect=EFFECT)  # fmt: skip
-            paired.append({"group": group, **d.to_dict(), "verdict_text": d.verdict_text()})
+    paired = [
+        comparison(group, option, baseline, metric, table[option][metric],
+                   table[baseline][metric], seeds)
+        for group, option, baseline, metric in COMPARISONS
+        if option in table and baseline in table
+    ]  # fmt: skip
     return {"seeds": list(seeds), "test_videos": made["test_videos"], "budget": list(budget),
             "effect": EFFECT, "options": table, "paired": paired}  # fmt: skip
+
+
+def comparison(group: str, option: str, baseline: str, metric: str,
+               option_values: list[float], baseline_values: list[float],
+               seeds: tuple[int, ...] | list[int]) -> dict:  # fmt: skip
+    """One comparison as results.json stores it: the paired difference (see
+    :class:`~xclip_app.train.paired.PairedDifference`), its group and its verdict text."""
+    d = paired_difference(option, baseline, option_values, baseline_values, seeds,
+                          metric=metric, effect=EFFECT)  # fmt: skip
+    return {"group": group, **d.to_dict(), "verdict_text": d.verdict_text()}
 
 
 def find(paired: list[dict], group: str, option: str, baseline: str, metric: str) -> dict | None:
@@ -244,7 +260,28 @@ def find(paired: list[dict], group: str, option: str, baseline: str, metric: str
 METRIC_NAMES = {"top1": "held-out zero-shot top-1", "seen_top1": "seen-class top-1"}
 
 
-def report_lines(study: dict[str, Any], plot: str | None = None) -> list[str]:
+def paired_table(paired: list[dict], effect: float) -> list[str]:
+    """Markdown lines: the paired differences of ``paired`` (comparison dicts) as a table."""
+    lines = [
+        "Paired differences (option − baseline on the same seeds; 95 % paired t interval, "
+        "`scipy.stats.ttest_rel`). Power: of the two-sided paired t test at the measured "
+        f"standard deviation of the differences, for a true difference of ±{effect:g} points; "
+        "*80 % for*: the difference it detects with 80 % power.\n",
+        "| option | baseline | measure | seeds | mean diff | 95 % interval | sd of diffs | "
+        f"power for ±{effect:g} | 80 % for | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in paired:
+        lines.append(
+            f"| {LABELS[p['option']]} | {LABELS[p['baseline']]} | {METRIC_NAMES[p['metric']]} | "
+            f"{p['n']} | {p['mean']:+.1f} | [{p['low']:+.1f}, {p['high']:+.1f}] | {p['sd']:.1f} | "
+            f"{100 * p['power']:.0f} % | {p['detectable']:.1f} | {p['verdict']} |"
+        )
+    lines.append("")
+    return lines
+
+
+def report_lines(study: dict[str, Any]) -> list[str]:
     """The report.md section of the study: per-option means, then the paired table."""
     seeds = study["seeds"]
     lines = [
@@ -253,30 +290,13 @@ def report_lines(study: dict[str, Any], plot: str | None = None) -> list[str]:
         f"{', '.join(map(str, seeds))} ({len(seeds)} seeds, the same for every option), then "
         f"measured single view on the seen classes' validation videos and zero-shot on "
         f"{study['test_videos']} test videos of the held-out classes "
-        "(`xclip-video demo --study paired`). Means ± sample std over seeds:\n",
+        f"(`xclip-video demo --study paired`, {study.get('seconds', 0) / 60:.0f} min). "
+        "Means ± sample std over seeds:\n",
         "| option | held-out top-1 % | seen top-1 % |",
         "|---|---|---|",
     ]
     for row in study["options"].values():
         lines.append(f"| {row['label']} | {row['top1_mean']:.1f} ± {row['top1_std']:.1f} | "
                      f"{row['seen_mean']:.1f} ± {row['seen_std']:.1f} |")  # fmt: skip
-    lines += [
-        "",
-        "Paired differences (option − baseline, the same seeds; 95 % paired t interval, "
-        "`scipy.stats.ttest_rel`). Power: of the two-sided paired t test at the measured "
-        f"standard deviation of the differences, for a true difference of ±{study['effect']:g} "
-        "points; *80 % for* is the effect it detects with 80 % power.\n",
-        "| option | baseline | measure | n | mean diff | 95 % interval | sd of diffs | "
-        f"power for ±{study['effect']:g} | 80 % for | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for p in study["paired"]:
-        lines.append(
-            f"| {LABELS[p['option']]} | {LABELS[p['baseline']]} | {METRIC_NAMES[p['metric']]} | "
-            f"{p['n']} | {p['mean']:+.1f} | [{p['low']:+.1f}, {p['high']:+.1f}] | {p['sd']:.1f} | "
-            f"{100 * p['power']:.0f} % | {p['detectable']:.1f} | {p['verdict']} |"
-        )
     lines.append("")
-    if plot:
-        lines.append(f"![paired differences]({plot})\n")
-    return lines
+    return lines + paired_table(study["paired"], study["effect"])

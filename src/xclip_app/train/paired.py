@@ -14,6 +14,7 @@ the effect the design detects with 80 % power stated beside it.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -150,7 +151,7 @@ def paired_difference(
     diffs = [x - y for x, y in zip(a, b, strict=True)]
     n = len(diffs)
     mean = sum(diffs) / n
-    sd = float(stats.tstd(diffs)) if n > 1 else math.nan
+    sd = statistics.stdev(diffs) if n > 1 else math.nan
     if n < 2:
         low, high = -math.inf, math.inf
     elif sd == 0:  # every seed gave the same difference: the interval collapses onto it
