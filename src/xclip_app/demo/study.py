@@ -68,14 +68,9 @@ OPTIONS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str]] = {
                  "ViFi-CLIP: frame averaging, both towers trained"),
     "ema": ("xclip.yaml", ("train.weight_average=ema", "train.ema_decay=0.99"), (),
             "X-CLIP + EMA of the weights (decay 0.99)"),
-    "uniform": ("xclip.yaml", ("train.weight_average=uniform", "train.average_start=1"), (),
-                "X-CLIP + uniform weight average from epoch 1"),
     "distill": ("xclip.yaml", ("train.distill_weight=1.0",), (),
                 "X-CLIP + distillation from the frozen CLIP (weight 1)"),
     "ensemble": ("xclip.yaml", (), ENSEMBLE, f"X-CLIP + label-text ensemble ({len(ENSEMBLE)})"),
-    "froster": ("xclip.yaml", ("train.distill_weight=1.0", "train.weight_average=ema",
-                               "train.ema_decay=0.99"), (),
-                "X-CLIP + distillation + EMA (FROSTER's two moves)"),
 }  # fmt: skip
 LABELS = {
     **{k: v[3] for k, v in OPTIONS.items()},
@@ -91,7 +86,7 @@ COMPARISONS: tuple[tuple[str, str, str, str], ...] = (
     ("ablation", "xclip", "mit", "seen_top1"),
     ("ablation", "xclip", "mit", "top1"),
     *(("retention", o, "xclip", "top1")
-      for o in ("vificlip", "ema", "uniform", "distill", "ensemble", "froster", "interp")),
+      for o in ("vificlip", "ema", "distill", "ensemble", "interp")),
 )  # fmt: skip
 # the report's verdicts: name -> (group, option, baseline, metric) of :data:`COMPARISONS`
 VERDICTS: dict[str, tuple[str, str, str, str]] = {
