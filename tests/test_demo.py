@@ -15,7 +15,13 @@ from xclip.data.annotations import read_labels_csv, read_video_list
 from xclip.data.video import open_video
 from xclip_app import cli
 from xclip_app.demo import arch, world
-from xclip_app.demo.generate import DataSpec, class_table, generate_dataset, write_clip_pair
+from xclip_app.demo.generate import (
+    DataSpec,
+    class_table,
+    generate_dataset,
+    generate_heldout_test,
+    write_clip_pair,
+)
 from xclip_app.demo.pretrain import PretrainSpec, openai_clip_keys, pretrain_clip
 from xclip_app.demo.report import targets
 
@@ -169,6 +175,22 @@ def test_generation_is_deterministic(tmp_path, tiny_dataset):
     assert files
     for f in files:
         assert f.read_bytes() == (again / "videos" / f.relative_to(out / "videos")).read_bytes(), f
+
+
+def test_study_test_set_extends_the_heldout_test_set(tmp_path, tiny_dataset):
+    """The study's larger held-out test set holds the dataset's own test clips bit for bit,
+    and more clips of the same classes from the same generator."""
+    out, spec, _ = tiny_dataset
+    made = generate_heldout_test(tmp_path, spec, spec.test_per_class + 1, workers=1)
+    held = read_labels_csv(out / "heldout" / "labels.csv")
+    assert read_labels_csv(tmp_path / "heldout" / "labels.csv") == held
+    entries = read_video_list(tmp_path / "heldout" / "test.txt", num_classes=len(held))
+    assert made["test_videos"] == len(entries) == len(held) * (spec.test_per_class + 1)
+    original = read_video_list(out / "heldout" / "test.txt", num_classes=len(held))
+    assert {(e.path, e.label) for e in original} < {(e.path, e.label) for e in entries}
+    for e in original:
+        rel = e.path
+        assert (tmp_path / "videos" / rel).read_bytes() == (out / "videos" / rel).read_bytes()
 
 
 def test_clip_checkpoint_has_the_openai_layout(tmp_path):
