@@ -437,6 +437,10 @@ def _run_demo(
             trained=trained, quiet=lambda: _quiet_engine(verbose), log=log,
         )  # fmt: skip
         results["study"]["seconds"] = round(time.perf_counter() - t_study, 1)
+        # the study's own compute (its stages when computed; the reused ablation runs are not)
+        results["study"]["stage_seconds"] = round(
+            sum(t["seconds"] for k, t in cache.timings.items() if k.startswith("study/")), 1
+        )
     torch.set_num_threads(torch_threads)
 
     # report ----------------------------------------------------------------------------------

@@ -285,7 +285,8 @@ def report_lines(study: dict[str, Any]) -> list[str]:
         f"{', '.join(map(str, seeds))} ({len(seeds)} seeds, the same for every option), then "
         f"measured single view on the seen classes' validation videos and zero-shot on "
         f"{study['test_videos']} test videos of the held-out classes "
-        f"(`xclip-video demo --study paired`, {study.get('seconds', 0) / 60:.0f} min). "
+        f"(`xclip-video demo --study paired`; its stages took {study.get('stage_seconds', 0) / 60:.0f} "
+        "min when computed, besides the ablation runs it reuses). "
         "Means ± sample std over seeds:\n",
         "| option | held-out top-1 % | seen top-1 % |",
         "|---|---|---|",
