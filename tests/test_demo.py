@@ -274,3 +274,19 @@ def test_targets_are_computed_from_the_numbers():
     assert "3 seeds: 80 % power for" in mit["verdict_text"]
     assert not any("prompts" in t for t in rows)  # no +prompts runs in this plan
     assert rows["whole demo ≤ 10 minutes (sum of the stage times)"]["met"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--study-seeds", "0,1"], "--study-seeds needs --study paired"),
+        (["--study", "paired", "--study-seeds", "0,x"], "distinct comma-separated seeds"),
+        (["--study", "paired", "--study-seeds", "1,1"], "distinct comma-separated seeds"),
+    ],
+)
+def test_study_seeds_mistakes_are_one_line(tmp_path, capsys, argv, message):
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--out", str(out), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+    assert not out.exists()
