@@ -96,3 +96,30 @@ def test_study_mistakes_are_one_line(toy, tmp_path, capsys, options, baseline, m
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_options_that_add_modules_share_the_initialisation_of_the_others(tmp_path):
+    """What pairing by seed gives across architectures: built from the same CLIP weights after
+    the same seed, +prompts has +MIT's weights, and +MIT has +CCT's, in every module they have
+    in common (the new modules are built after the ones they add to)."""
+    import torch
+    from safetensors.torch import save_file
+
+    import xclip
+
+    # an image CLIP in the OpenAI layout: the X-CLIP model with every video module off
+    clip = xclip.create_model("xclip_test", cross_frame=False, use_mit=False, use_prompts=False)
+    weights = tmp_path / "clip.safetensors"
+    save_file({k: v.contiguous() for k, v in clip.state_dict().items()}, str(weights))
+
+    def built(**switches):
+        torch.manual_seed(3)
+        return xclip.create_model("xclip_test", clip_weights=weights, **switches).state_dict()
+
+    cct = built(use_mit=False, use_prompts=False)
+    mit = built(use_prompts=False)
+    full = built()
+    for smaller, larger in ((cct, mit), (mit, full)):
+        shared = [k for k in smaller if k in larger]
+        assert len(shared) == len(smaller) < len(larger)
+        assert all(torch.equal(smaller[k], larger[k]) for k in shared)
