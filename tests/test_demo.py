@@ -259,8 +259,10 @@ def test_targets_are_computed_from_the_numbers():
             "mit_s2": run(20.0, 50.0),
         },
         "zeroshot": {"main": {"top1": 35.0, "num_classes": 10}},
-        "timings": {"a": {"seconds": 500.0, "cached": False}},
-    }
+        # --study paired's stages run after the demo's and outside its 10-minute budget
+        "timings": {"a": {"seconds": 500.0, "cached": False},
+                    "study/xclip_s3": {"seconds": 900.0, "cached": False}},
+    }  # fmt: skip
     rows = {r["target"]: r for r in targets(results)}
     assert not rows["X-CLIP fully supervised top-1 ≥ 90 %"]["met"]  # 4x3 below 90
     assert rows["X-CLIP on the time-reversal pairs ≥ 85 %"]["met"]

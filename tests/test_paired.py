@@ -47,6 +47,8 @@ def test_power_matches_the_paired_t_test_tables():
     assert detectable_effect(5.0, 10) == pytest.approx(4.97, abs=0.02)
     assert power(0.0, 5.0, 10) == pytest.approx(0.05)
     assert power(5.0, 5.0, 20) > power(5.0, 5.0, 10) > power(5.0, 5.0, 5)
+    # a large effect against a small spread: the far tail underflows in scipy, the power is 1
+    assert power(5.0, 1.7, 10) == pytest.approx(1.0) and power(-50.0, 1.0, 10) == 1.0
 
 
 def test_one_seed_or_identical_differences():

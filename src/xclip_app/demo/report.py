@@ -133,7 +133,9 @@ def targets(results: dict) -> list[dict]:
         if p is not None:
             rows.append({"target": claim, "measured": _interval_text(p), "met": p["verdict"] == "helps",
                          "verdict": p["verdict"], "verdict_text": p["verdict_text"]})  # fmt: skip
-    total = sum(t["seconds"] for t in results.get("timings", {}).values())
+    # the demo's own stages; --study paired adds its stages after them, outside this budget
+    total = sum(t["seconds"] for k, t in results.get("timings", {}).items()
+                if not k.startswith("study/"))  # fmt: skip
     if total:
         row("whole demo ≤ 10 minutes (sum of the stage times)", f"{total / 60:.1f} min",
             total <= 600)  # fmt: skip

@@ -104,6 +104,10 @@ VERDICTS: dict[str, tuple[str, str, str, str]] = {
 }  # fmt: skip
 
 
+def _fmt(mean: float, std: float, single: bool) -> str:
+    return f"{mean:.1f}" if single else f"{mean:.1f} ± {std:.1f}"
+
+
 def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
@@ -292,7 +296,8 @@ def report_lines(study: dict[str, Any]) -> list[str]:
         "|---|---|---|",
     ]
     for row in study["options"].values():
-        lines.append(f"| {row['label']} | {row['top1_mean']:.1f} ± {row['top1_std']:.1f} | "
-                     f"{row['seen_mean']:.1f} ± {row['seen_std']:.1f} |")  # fmt: skip
+        one = len(row["top1"]) == 1  # the CLIP before fine-tuning: one model, no seed
+        lines.append(f"| {row['label']} | {_fmt(row['top1_mean'], row['top1_std'], one)} | "
+                     f"{_fmt(row['seen_mean'], row['seen_std'], one)} |")  # fmt: skip
     lines.append("")
     return lines + paired_table(study["paired"], study["effect"])

@@ -41,8 +41,10 @@ def power(effect: float, sd: float, n: int, alpha: float = 0.05) -> float:
         return 1.0 if effect != 0 else alpha
     df = n - 1
     crit = stats.t.ppf(1 - alpha / 2, df)
-    nc = effect / (sd / math.sqrt(n))
-    return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+    nc = abs(effect) / (sd / math.sqrt(n))
+    # the far tail underflows to nan for a large noncentrality (scipy's nct.cdf); it is ~0 there
+    far = float(stats.nct.cdf(-crit, df, nc))
+    return float(stats.nct.sf(crit, df, nc)) + (far if math.isfinite(far) else 0.0)
 
 
 def detectable_effect(sd: float, n: int, target: float = 0.8, alpha: float = 0.05) -> float:
