@@ -47,17 +47,19 @@ import torch
 
 import xclip
 from xclip.atomic import atomic_write_text
+from xclip.data.soft_targets import smoothed_one_hot
 from xclip.data.synthetic import make_indexed_clip
 from xclip.flops import count_flops
 from xclip.inference.pipeline import VideoPipeline
-from xclip.precision import autocast
 from xclip_app.bench.data import dataloader_throughput, load_transforms
 from xclip_app.bench.harness import device_name, matmul_peak, package_version, sync, time_call
 from xclip_app.bench.hf_reference import hf_forward_cached
 from xclip_app.bench.model import build_pair
 from xclip_app.exit_codes import UsageError
 from xclip_app.outputs import check_output
+from xclip_app.train.classifier import TrainableClassifier
 from xclip_app.train.optim import build_optimizer, freeze_text
+from xclip_app.train.step import TrainStep
 
 ROOT = Path(__file__).resolve().parents[1]
 FULL_ARCHS = ("xclip_b32_8f", "xclip_b16_8f", "xclip_l14_8f")
@@ -199,30 +201,27 @@ def train(
     arch: str, batch: int, device: torch.device, peak: float, quick: bool, precision: str,
     compile_: bool = False, what: str = "train",
 ) -> dict[str, Any]:  # fmt: skip
-    """One configuration of the training step (the trainer's: AdamW fused on CUDA, soft-target
-    CE on the cached text features, the loss read back once at the end)."""
+    """One configuration of the training step: the trainer's own
+    (:class:`~xclip_app.train.step.TrainStep` on a :class:`TrainableClassifier`: AdamW fused on
+    CUDA, the soft-target CE on cached class-text features, smoothed one-hot targets), with the
+    loss read back once at the end."""
     _reset_mem(device)
     torch.manual_seed(0)
-    model = xclip.create_model(arch).to(device).train()
-    freeze_text(model)
-    cfg = model.cfg
+    clf = TrainableClassifier(xclip.create_model(arch)).to(device).train()
+    freeze_text(clf)
+    cfg = clf.model.cfg
     tokens, _, _ = _labels_tokens(cfg, device, quick)
-    with torch.no_grad():
-        text = model.encode_text(tokens)
-    opt = build_optimizer(model, 8e-6)
-    fwd = torch.compile(model) if compile_ else model
+    text = clf.text_features(tokens)
+    opt = build_optimizer(clf, 8e-6)
+    fwd = torch.compile(clf) if compile_ else clf
+    step_fn = TrainStep(fwd, opt, precision=precision, device=device, text_features=text)
     video = torch.randn(batch, cfg.num_frames, 3, cfg.image_size, cfg.image_size, device=device)
-    target = torch.randint(0, len(tokens), (batch,), device=device)
+    labels = torch.randint(0, len(tokens), (batch,))
+    target = smoothed_one_hot(labels, len(tokens), 0.1).to(device)
     losses: list[torch.Tensor] = []
 
     def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        with autocast(precision, device):
-            logits = fwd(video, text_features=text)
-        loss = torch.nn.functional.cross_entropy(logits.float(), target)
-        loss.backward()
-        opt.step()
-        losses.append(loss.detach())
+        losses.append(step_fn(video, target))
 
     n_steps = 2 if quick else 10
     warm = 1 if quick else (4 if compile_ else 2)

@@ -14,7 +14,7 @@ from xclip_app.cli import main  # noqa: E402
 
 def test_bench_model_smoke(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    argv = ["bench", "model", "--arch", "xclip_test", "--repeats", "1", "--warmup", "1"]
+    argv = ["bench", "model", "--arch", "xclip_test", "--repeats", "3", "--warmup", "1"]
     argv += ["--dtypes", "fp32,bf16", "--peak-seconds", "0.02", "--json", str(out), "--no-onnx"]
     assert main(argv) == 0
     text = capsys.readouterr().out
@@ -29,10 +29,29 @@ def test_bench_model_smoke(tmp_path, capsys):
         assert r["model_gmacs"] > 0 and r["frac_of_peak"] is not None
     assert set(res["peak"]) == {"fp32", "bf16"}
     assert res["targets"] and all(v is not None for v in res["targets"].values())
+    # ours against transformers at the same precision, in every row, with the spread stated
+    for d in ("fp32", "bf16"):
+        for kind in ("cached", "uncached"):
+            t = res["targets"][f"ours_{d}_{kind}_vs_hf_{d}_{kind} >= 1.0"]
+            assert t["p10"] <= t["median"] <= t["p90"] and t["n"] == 3
+    assert "10th-90th percentile" in text
     # identical weights in fp32: same top-1 as transformers, logits equal to fp32 rounding
     assert res["top1"]["reference"] == "hf fp32"
     assert res["top1"]["ours_fp32_agree"] is True
     assert res["top1"]["vs_reference"]["ours fp32"]["max_abs_logit_diff"] < 1e-4
+
+
+def test_paired_ratio_cancels_the_load_of_the_machine():
+    """Both configurations slow down together (another job on the machine): the per-repeat
+    ratio stays 2.0 where a ratio of medians of independent runs would not."""
+    from xclip_app.bench.model import paired_ratio
+
+    ref = [2.0, 4.0, 8.0, 2.2, 6.0]
+    fast = [1.0, 2.0, 4.0, 1.1, 3.0]
+    r = paired_ratio(ref, fast)
+    assert r == {"median": 2.0, "p10": 2.0, "p90": 2.0, "n": 5}
+    r = paired_ratio([1.0] * 10, [1.0 / k for k in range(1, 11)])
+    assert r["p10"] == 2.0 and r["p90"] == 9.0 and r["median"] == 5.5
 
 
 def test_bench_data_smoke(tmp_path):

@@ -124,6 +124,54 @@ def test_inputs_mistakes_are_one_line(tmp_path, bad, words):
         expand_inputs([str(tmp_path / bad) if not bad.startswith("@") else f"@{tmp_path}/x.txt"])
 
 
+@pytest.fixture()
+def silent_endpoint():
+    """A storage endpoint on 127.0.0.1 that accepts connections and never answers."""
+    import socket
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+    held: list = []
+
+    def accept():
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(srv.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"127.0.0.1:{srv.getsockname()[1]}"
+    srv.close()
+    for c in held:
+        c.close()
+
+
+def test_an_unreachable_bucket_fails_fast_in_one_line(silent_endpoint, monkeypatch, capsys):
+    """Issue 20: an S3 endpoint that does not answer held `classify s3://...` for about two
+    minutes (the SDK's retries) and then ended in a traceback; now one line and exit 2 within
+    the storage timeout (XCLIP_STORAGE_TIMEOUT, here 1 s a request)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("XCLIP_STORAGE_TIMEOUT", "1")
+    uri = f"s3://bucket/videos?endpoint_override={silent_endpoint}&scheme=http&region=us-east-1"
+    t0 = time.monotonic()
+    with pytest.raises(
+        UsageError, match=r"cannot list s3://bucket/videos.*XCLIP_STORAGE_TIMEOUT=1"
+    ):
+        expand_inputs([uri])
+    assert time.monotonic() - t0 < 25
+    from xclip_app.collection_inputs import remote_filesystem
+
+    monkeypatch.delenv("XCLIP_STORAGE_TIMEOUT")
+    fs, _ = remote_filesystem(uri)
+    opts = fs.__reduce__()[1][0]
+    assert opts["connect_timeout"] == opts["request_timeout"] == 5.0
+    assert opts["endpoint_override"] == silent_endpoint  # the URI's own options are kept
+    monkeypatch.setenv("XCLIP_STORAGE_TIMEOUT", "soon")
+    with pytest.raises(UsageError, match="XCLIP_STORAGE_TIMEOUT must be"):
+        expand_inputs([uri])
+
+
 # ---------------------------------------------------------------------------------------------
 # local engine, Parquet rows = the one-process path
 # ---------------------------------------------------------------------------------------------

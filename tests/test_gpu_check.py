@@ -68,3 +68,27 @@ def test_quick_dry_run_writes_every_section(tmp_path):
     assert by["data"][-1]["decoder"] == "torchcodec-cuda"
     # a second run is refused unless --overwrite
     assert gc.main(["--quick", "--device", "cpu", "-o", str(out)]) == 2
+
+
+def test_training_rows_time_the_trainers_own_step(monkeypatch):
+    """Issue 20: gpu_check's training rows ran a loop of their own (hard-label cross-entropy on
+    the bare model), so they timed another step than the trainer's. They now time TrainStep,
+    the object the trainer's epoch calls."""
+    from xclip_app.train import trainer
+    from xclip_app.train.step import TrainStep
+
+    assert trainer.TrainStep is TrainStep  # the trainer's epoch runs this class
+    gc = _load()
+    seen = []
+    loss = TrainStep.loss
+
+    def counting(self, clips, target):
+        seen.append((tuple(clips.shape), tuple(target.shape), target.dtype))
+        return loss(self, clips, target)
+
+    monkeypatch.setattr(TrainStep, "loss", counting)
+    row = gc.train("xclip_test", 2, torch.device("cpu"), 1e12, True, "fp32")
+    assert row["loss_finite"] and row["clips_per_s"] > 0
+    assert len(seen) == 3  # 1 warm-up + 2 timed steps, all through the trainer's step
+    (clips, target, dtype) = seen[0]
+    assert clips[0] == 2 and target[0] == 2 and dtype.is_floating_point  # soft targets

@@ -161,6 +161,23 @@ def test_multi_view_averages_softmax_over_views(tiny_dir, clips):
         assert got[lb] == pytest.approx(per_view[:, k].mean().item(), abs=1e-5)
 
 
+def test_predict_batch_is_predict_per_video(tiny_dir, clips):
+    """Videos of several views, each with its own labels and template, in one encoder pass (the
+    server's dynamic batching): the same predictions as one call each."""
+    clf = VideoClassifier(tiny_dir, LABELS, num_clips=2, num_crops=3, batch_size=4)
+    prepared = [clf.prepare(clips["a"]), clf.prepare(clips["b"]), clf.prepare(clips["short"])]
+    labels = [None, ["x", "y"], ["cooking", "a dog"]]
+    templates = [None, "a video of {}", None]
+    batch = clf.predict_batch(prepared, labels, templates)
+    for p, lb, tp, got in zip(prepared, labels, templates, batch, strict=True):
+        alone = clf.predict(p, lb, tp)
+        assert got.labels == alone.labels
+        assert got.probs == pytest.approx(alone.probs, abs=1e-5)
+    assert clf.predict_batch([]) == []
+    with pytest.raises(ValueError, match="2 label sets"):
+        clf.predict_batch(prepared, labels[:2])
+
+
 def test_video_shorter_than_the_frame_count_repeats_frames(clf, clips):
     pred = clf(clips["short"])  # 2 frames, the model takes 4
     assert pred.frame_indices == ((0, 0, 1, 1),)

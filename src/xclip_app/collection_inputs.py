@@ -13,6 +13,10 @@ one sorted list of unique video locations.
   a URI that names a folder contributes its videos. Remote videos are read as bytes by
   :func:`read_video_bytes` where they are decoded (a Ray task on any machine of the cluster).
 
+Remote storage fails fast: an S3 or GCS endpoint that does not answer is given up after
+:func:`storage_timeout` seconds per request (``XCLIP_STORAGE_TIMEOUT``, default 5; one retry),
+not after the SDKs' minutes of retries, and listing it is one line and exit 2.
+
 A video is identified by its **location** (:func:`video_location`): a local path resolved
 (absolute, symlinks followed, ``./`` and ``..`` gone; ``file://`` URIs become that path), any other
 URI as written. ``a.mp4``, ``./a.mp4``, ``/abs/a.mp4`` and ``link_to_folder/a.mp4`` are one video:
@@ -33,11 +37,60 @@ __all__ = [
     "expand_inputs",
     "is_uri",
     "read_video_bytes",
+    "remote_filesystem",
+    "storage_timeout",
     "video_location",
     "video_locations",
 ]
 
 LIST_SUFFIXES = (".txt", ".lst", ".list")
+STORAGE_TIMEOUT = 5.0  # seconds a remote storage request may stall (XCLIP_STORAGE_TIMEOUT)
+
+
+def storage_timeout() -> float:
+    """Seconds a request to remote storage may take to connect or stall before it fails:
+    ``XCLIP_STORAGE_TIMEOUT`` (a number > 0), default 5."""
+    raw = os.environ.get("XCLIP_STORAGE_TIMEOUT", "").strip()
+    if not raw:
+        return STORAGE_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise UsageError(f"XCLIP_STORAGE_TIMEOUT must be a number of seconds > 0, got {raw!r}")
+    return value
+
+
+def remote_filesystem(uri: str):  # noqa: ANN201 (pyarrow is optional)
+    """``(pyarrow file system, path)`` of ``uri``, or None when pyarrow is not installed or does
+    not know the scheme. S3 and GCS get :func:`storage_timeout` (the SDKs' defaults retry an
+    endpoint that does not answer for minutes); options in the URI's query are kept.
+    ``OSError`` when the URI cannot be resolved (e.g. a region lookup that fails)."""
+    try:
+        import pyarrow.fs as pafs  # lazy: optional dependency
+    except ImportError:
+        return None
+    try:
+        fs, path = pafs.FileSystem.from_uri(uri)
+    except ValueError:  # pyarrow's ArrowInvalid: a scheme it does not know
+        return None
+    timeout = storage_timeout()
+    if isinstance(fs, pafs.S3FileSystem):
+        opts = dict(fs.__reduce__()[1][0])  # the options from_uri parsed (endpoint, region...)
+        for key in ("connect_timeout", "request_timeout"):
+            if opts.get(key) is None or opts[key] < 0:
+                opts[key] = timeout
+        retry = pafs.AwsStandardS3RetryStrategy(max_attempts=2)
+        fs = pafs.S3FileSystem(**opts, retry_strategy=retry)
+    elif isinstance(fs, pafs.GcsFileSystem):
+        import datetime  # lazy: CLI start-up
+
+        opts = dict(fs.__reduce__()[1][0])
+        if opts.get("retry_time_limit") is None:
+            opts["retry_time_limit"] = datetime.timedelta(seconds=2 * timeout)
+        fs = pafs.GcsFileSystem(**opts)
+    return fs, path
 
 
 def is_uri(s: str) -> bool:
@@ -107,17 +160,14 @@ def _read_list(path: Path, recursive: bool, seen: set[Path]) -> list[str]:
 
 def _expand_uri(uri: str, recursive: bool) -> list[str]:
     try:
+        resolved = remote_filesystem(uri)
+    except OSError as e:
+        raise UsageError(f"{uri}: {' '.join(str(e).split())[:300]}") from None
+    if resolved is not None:
         import pyarrow.fs as pafs  # lazy: optional dependency
-    except ImportError:
-        pafs = None
-    if pafs is not None:
+
+        fs, root = resolved
         try:
-            fs, root = pafs.FileSystem.from_uri(uri)
-        except ValueError:  # pyarrow's ArrowInvalid: a scheme it does not know
-            fs = None
-        except OSError as e:
-            raise UsageError(f"{uri}: {e}") from None
-        if fs is not None:
             info = fs.get_file_info(root)
             if info.type == pafs.FileType.NotFound:
                 raise UsageError(f"not found: {uri}")
@@ -130,9 +180,16 @@ def _expand_uri(uri: str, recursive: bool) -> list[str]:
                 for f in fs.get_file_info(sel)
                 if f.type == pafs.FileType.File and _is_video_name(f.path)
             )
-            if not found:
-                raise UsageError(f"no videos under {uri}")
-            return found
+        except OSError as e:  # unreachable, refused, no credentials, no permission
+            reason = " ".join(str(e).split())
+            raise UsageError(
+                f"cannot list {uri}: {reason[:300]} (each request may take "
+                f"XCLIP_STORAGE_TIMEOUT={storage_timeout():g} s; check the endpoint, the "
+                f"network and the credentials)"
+            ) from None
+        if not found:
+            raise UsageError(f"no videos under {uri}")
+        return found
     try:
         import fsspec  # lazy: optional dependency
     except ImportError:
@@ -203,19 +260,12 @@ def expand_inputs(items: Iterable[str], *, recursive: bool = True) -> list[str]:
 def read_video_bytes(uri: str) -> bytes:
     """The bytes of a remote video (pyarrow's file systems, else fsspec's). ``OSError`` when
     it cannot be read (a failed video, like a missing local file)."""
-    try:
-        import pyarrow.fs as pafs  # lazy: optional dependency
-
-        fs, path = pafs.FileSystem.from_uri(uri)
-    except ImportError:
+    resolved = remote_filesystem(uri)
+    if resolved is None:
         import fsspec  # lazy: optional dependency
 
         with fsspec.open(uri, "rb") as f:
             return f.read()
-    except ValueError:
-        import fsspec  # lazy: optional dependency
-
-        with fsspec.open(uri, "rb") as f:
-            return f.read()
+    fs, path = resolved
     with fs.open_input_file(path) as f:
         return f.read()

@@ -1,9 +1,10 @@
 """Rule 7: the local server survives hostile clients and files, and stays local.
 
 Every client here talks to a server on 127.0.0.1 (or ::1) through raw sockets, with deadlines:
-slow bodies and headers, connections left half open, oversize and deeply nested JSON, malformed
-request lines, playlists that point outside the served folder (picked and uploaded; inotify
-proves the outside file is never opened), path traversal, foreign Host headers.
+slow bodies and headers, connections left half open (past the cap, and 200 of them under it),
+oversize and deeply nested JSON, malformed request lines, frames above the pixel cap, a slow
+file beside a quick one, playlists that point outside the served folder (picked and uploaded;
+inotify proves the outside file is never opened), path traversal, foreign Host headers.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ import torch
 
 import xclip
 from xclip.data.video import VideoDecodeError, open_video
-from xclip.inference import VideoClassifier
+from xclip.inference import VideoClassifier, VideoProcessor
 from xclip_app.serve import ServeConfig, make_server
+from xclip_app.serve import app as serve_app
 from xclip_app.serve.allowed_hosts import AllowedHosts
-from xclip_app.serve.server import redact_paths
+from xclip_app.serve.api_errors import redact_paths
 
 LABELS = ["cooking", "dancing"]
 MAX_CONNECTIONS = 8
@@ -118,7 +120,7 @@ def layout(tmp_path_factory, clip_factory):
 def _start(layout, host="127.0.0.1", **overrides) -> object:
     torch.manual_seed(0)
     clf = VideoClassifier(xclip.create_model("xclip_test"), LABELS)
-    cfg = ServeConfig(
+    settings = dict(
         model_name="tiny",
         labels=LABELS,
         videos_dir=layout / "served",
@@ -128,8 +130,8 @@ def _start(layout, host="127.0.0.1", **overrides) -> object:
         request_timeout=REQUEST_TIMEOUT,
         body_timeout=BODY_TIMEOUT,
         allow_hosts=["box.example"],
-        **overrides,
     )
+    cfg = ServeConfig(**(settings | overrides))
     srv = make_server(clf, cfg, host, 0)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
@@ -314,6 +316,75 @@ def test_many_half_open_connections(quiet):
             s.close()
 
 
+def test_200_half_open_connections_do_not_delay_a_request(layout):
+    """Under the default cap, waiting connections cost no thread: a request is answered at once
+    while 200 others hold half a request line each."""
+    srv = _start(layout, max_connections=ServeConfig.max_connections, request_timeout=30.0)
+    socks = []
+    try:
+        for _ in range(200):
+            s = connect(srv)
+            s.sendall(b"GET /api/he")
+            socks.append(s)
+        deadline = time.monotonic() + 5
+        while srv.connections < 200:
+            assert time.monotonic() < deadline, f"only {srv.connections} connections open"
+            time.sleep(0.02)
+        t0 = time.monotonic()
+        assert request(srv, "GET", "/api/health", timeout=2)[0] == 200
+        assert pick(srv, "clip.mp4")[0] == 200
+        assert time.monotonic() - t0 < 2
+        assert srv.connections >= 200  # (all still held)
+    finally:
+        for s in socks:
+            s.close()
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_frames_above_the_pixel_cap_are_refused_before_decoding(layout, server, monkeypatch):
+    from xclip.data.video.pyav_reader import PyAVReader
+
+    opened = []  # the first frame PyAV decodes on opening
+    real = PyAVReader._first_frame
+    monkeypatch.setattr(PyAVReader, "_first_frame", lambda r: opened.append(r) or real(r))
+    srv = _start(layout, max_pixels=64 * 48 - 1)  # the clips are 64x48
+    try:
+        clip = (layout / "served" / "clip.mp4").read_bytes()
+        msg = json_error(upload(srv, clip, "big.mp4"), 413)
+        assert "64x48 pixels" in msg and "--max-pixels" in msg
+        assert "--max-pixels" in json_error(pick(srv, "clip.mp4"), 413)
+        assert opened == []  # refused from the container's header: nothing was decoded
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert pick(server, "clip.mp4")[0] == 200 and opened  # under the cap: decoded
+
+
+def test_a_slow_file_does_not_stall_other_clients(quiet, monkeypatch):
+    """Decoding runs outside the model's thread: while one video takes 3 s to open, another
+    request is answered."""
+    server = quiet
+    real = serve_app.open_checked
+
+    def slow(clf, source, name, limits):
+        if name == "slow.mp4":
+            time.sleep(3)
+        return real(clf, source, name, limits)
+
+    monkeypatch.setattr(serve_app, "open_checked", slow)
+    clip = (server.config.videos_dir / "clip.mp4").read_bytes()
+    slow_answer = []
+    t = threading.Thread(target=lambda: slow_answer.append(upload(server, clip, "slow.mp4")))
+    t.start()
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    assert pick(server, "clip.mp4")[0] == 200
+    assert time.monotonic() - t0 < 2
+    t.join(30)
+    assert slow_answer and slow_answer[0][0] == 200
+
+
 # -- sizes and bodies ---------------------------------------------------------------------------
 
 
@@ -374,16 +445,16 @@ _LONG = "a" * 70000
         (b"HELLO\r\n\r\n", 400),  # no method, no path
         (b"GET / HTTP/1.1 extra\r\n\r\n", 400),
         (b"GET / HTTP/1.x\r\nHost: 127.0.0.1\r\n\r\n", 400),
-        (b"GET / HTTP/9.9\r\nHost: 127.0.0.1\r\n\r\n", 400),  # the standard library says 505
+        (b"GET / HTTP/9.9\r\nHost: 127.0.0.1\r\n\r\n", 400),  # h11 parses any d.d
         (b"GET /\r\n\r\n", 400),  # HTTP/0.9
-        (b"PUT /api/classify HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 405),  # stdlib: 501
+        (b"PUT /api/classify HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 405),
         (b"BREW /pot HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 405),
         (b"OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 405),
-        (f"GET /{_LONG} HTTP/1.1\r\n\r\n".encode(), 414),
-        (f"GET / HTTP/1.1\r\nX-Long: {_LONG}\r\n\r\n".encode(), 431),
-        (b"GET / HTTP/1.1\r\n" + b"X-A: b\r\n" * 101 + b"\r\n", 431),
-        (b"GET http://[/x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400),  # urlsplit: bad IPv6
-        (b"GET /api/health HTTP/1.1\r\n\r\n", 403),  # no Host
+        (f"GET /{_LONG} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode(), 431),  # (the head)
+        (f"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Long: {_LONG}\r\n\r\n".encode(), 431),
+        (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X-A: b\r\n" * 101 + b"\r\n", 431),
+        (b"GET http://[/x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 404),
+        (b"GET /api/health HTTP/1.1\r\n\r\n", 400),  # no Host: h11 refuses HTTP/1.1 without
         (b"POST /api/classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: video/mp4\r\n"
          b"Content-Length: 1_0\r\n\r\n", 400),
         (b"POST /api/classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: video/mp4\r\n"
@@ -402,15 +473,22 @@ def test_malformed_requests_get_a_json_4xx(quiet, raw, status):
         assert "GET" in answer[1]["allow"]
 
 
-def test_a_body_cut_short_is_a_400(quiet):
-    port = quiet.server_address[1]
-    with contextlib.closing(connect(quiet)) as s:
+def test_a_body_cut_short_is_dropped(quiet):
+    # (uvicorn closes a connection whose client half-closed it: no answer can be sent; what
+    # matters is that the request ends and its bytes are released)
+    server = quiet
+    port = server.server_address[1]
+    with contextlib.closing(connect(server)) as s:
         s.sendall(
             f"POST /api/classify HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
             "Content-Type: video/mp4\r\nContent-Length: 1000\r\n\r\nonly this".encode()
         )
         s.shutdown(socket.SHUT_WR)
-        assert "cut short" in json_error(read_response(s), 400)
+        assert read_response(s) is None
+    deadline = time.monotonic() + 5
+    while server.held_bytes or server.connections:
+        assert time.monotonic() < deadline, "the cut request was never released"
+        time.sleep(0.05)
 
 
 def _raise(exc: BaseException):
@@ -423,21 +501,21 @@ def _raise(exc: BaseException):
 def test_a_bug_is_a_logged_500_and_never_bad_data(quiet, monkeypatch, caplog):
     server = quiet
     clf = server.classifier
-    # a TypeError in the model call: a bug
-    monkeypatch.setattr(clf, "predict", _raise(TypeError("bug")))
-    with caplog.at_level(logging.ERROR, logger="xclip_app.serve.server"):
+    # a TypeError in the (batched) model call: a bug
+    monkeypatch.setattr(clf, "predict_batch", _raise(TypeError("bug")))
+    with caplog.at_level(logging.ERROR, logger="xclip_app.serve.app"):
         answer = pick(server, "clip.mp4")
     assert json_error(answer, 500).startswith("internal error")
     assert any(r.exc_info and r.exc_info[0] is TypeError for r in caplog.records)
     monkeypatch.undo()
     # out of memory while preprocessing a readable video: not "could not be read as a video"
     for where in ("preprocess", "sample_indices"):  # (the second runs while decoding)
-        monkeypatch.setattr(clf, where, _raise(RuntimeError("CUDA out of memory")))
+        monkeypatch.setattr(VideoProcessor, where, _raise(RuntimeError("CUDA out of memory")))
         msg = json_error(pick(server, "clip.mp4"), 500)
         assert "could not be read" not in msg and "memory" not in msg
         monkeypatch.undo()
     # a bug behind a GET answers too (the standard library would close without a word)
-    monkeypatch.setattr(server, "list_videos", _raise(ZeroDivisionError()))
+    monkeypatch.setattr(server.service.folder, "list_videos", _raise(ZeroDivisionError()))
     assert json_error(request(server, "GET", "/api/info"), 500).startswith("internal error")
     monkeypatch.undo()
     answer = pick(server, "clip.mp4")

@@ -31,8 +31,9 @@ file system could not read (:class:`UnreadableVideoError`, ``OSError``), and any
 bug, out of memory) propagates; indexes are written atomically (:meth:`VideoIndex.save`).
 
 Modules: ``results`` (what comes back), ``labels`` (label/template checks), ``loading`` (which
-model, its fingerprint), ``device``, ``errors`` (one-line messages), ``pipeline`` (decode ->
-sample -> preprocess -> encode), ``classifier`` (:class:`VideoClassifier`), ``timeline``
+model, its fingerprint), ``device``, ``errors`` (one-line messages), ``processor`` (the one
+video path: decode -> sample -> preprocess, :class:`VideoProcessor`), ``pipeline`` (videos in,
+features out, views of several videos sharing model calls), ``classifier`` (:class:`VideoClassifier`), ``timeline``
 (windows of long videos), ``index`` (:class:`VideoIndex` and its files), ``retrieval``
 (:func:`embed_videos`, :func:`search`).
 """
@@ -43,7 +44,8 @@ from .errors import UnreadableVideoError
 from .index import INDEX_FORMAT, VideoIndex, index_files, load_index
 from .labels import check_labels, check_templates, ensemble_text_features
 from .loading import load_inference_model, model_fingerprint
-from .pipeline import PreparedVideo, video_list
+from .pipeline import VideoPipeline, video_list
+from .processor import PreparedVideo, VideoProcessor
 from .results import Prediction, SearchHit, VideoFailure
 from .retrieval import embed_videos, search
 
@@ -57,6 +59,8 @@ __all__ = [
     "VideoClassifier",
     "VideoFailure",
     "VideoIndex",
+    "VideoPipeline",
+    "VideoProcessor",
     "check_labels",
     "check_templates",
     "ensemble_text_features",

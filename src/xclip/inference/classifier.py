@@ -16,7 +16,6 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
 
 import numpy as np
 import torch
@@ -114,7 +113,7 @@ class VideoClassifier(VideoPipeline):
         return logits.float().softmax(dim=-1)
 
     def _ranked(
-        self, probs: torch.Tensor, labels: list[str], prepared: PreparedVideo, **kw: Any
+        self, probs: torch.Tensor, labels: list[str], prepared: PreparedVideo
     ) -> Prediction:
         p = probs.mean(dim=0).cpu()  # [K], the original averages softmax over views
         if not bool(torch.isfinite(p).all()):
@@ -129,7 +128,8 @@ class VideoClassifier(VideoPipeline):
             source=prepared.source,
             frame_indices=tuple(tuple(int(i) for i in row) for row in prepared.frame_indices),
             timings=dict(prepared.timings),
-            **kw,
+            start=prepared.start,
+            end=prepared.end,
         )
 
     def predict(
@@ -140,12 +140,55 @@ class VideoClassifier(VideoPipeline):
     ) -> Prediction:
         """Classify a :class:`PreparedVideo` (from :meth:`prepare`), optionally with other
         ``labels``/``template`` than the classifier's (their text features are cached too)."""
-        labels = self.labels if labels is None else check_labels(labels)
-        text = self.text_features(labels, template)
         t0 = time.perf_counter()
-        probs = self._probs(self.encode(prepared.clips), text)
+        feats = self.encode(prepared.clips)
         prepared.timings["model"] = time.perf_counter() - t0
-        return self._ranked(probs, labels, prepared)
+        return self.rank(prepared, feats, labels, template)
+
+    def rank(
+        self,
+        prepared: PreparedVideo,
+        feats: VideoFeatures,
+        labels: Sequence[str] | None = None,
+        template: str | Sequence[str] | None = None,
+    ) -> Prediction:
+        """The :class:`Prediction` of a prepared video from its features (:meth:`encode`,
+        :meth:`encode_iter`): softmax over the labels per view, averaged over the views."""
+        labels = self.labels if labels is None else check_labels(labels)
+        return self._ranked(
+            self._probs(feats, self.text_features(labels, template)), labels, prepared
+        )
+
+    def predict_batch(
+        self,
+        prepared: Sequence[PreparedVideo],
+        labels: Sequence[Sequence[str] | None] | None = None,
+        templates: Sequence[str | Sequence[str] | None] | None = None,
+    ) -> list[Prediction]:
+        """Classify several :class:`PreparedVideo` with one pass of the video encoder (their
+        views concatenated, ``batch_size`` per forward), each with its own labels and template
+        (``None``: the classifier's): what a server batching concurrent requests calls. The
+        labels of every item are checked before the model runs."""
+        n = len(prepared)
+        labels = [None] * n if labels is None else list(labels)
+        templates = [None] * n if templates is None else list(templates)
+        if len(labels) != n or len(templates) != n:
+            raise ValueError(
+                f"predict_batch: {n} videos, {len(labels)} label sets, {len(templates)} templates"
+            )
+        if not n:
+            return []
+        checked = [self.labels if lb is None else check_labels(lb) for lb in labels]
+        for lb, tp in zip(checked, templates, strict=True):
+            self.text_features(lb, tp)  # every label set checked and cached before the model
+        t0 = time.perf_counter()
+        feats = self.encode_many([p.clips for p in prepared])
+        dt = (time.perf_counter() - t0) / n
+        out = []
+        for p, f, lb, tp in zip(prepared, feats, checked, templates, strict=True):
+            p.timings["model"] = dt
+            out.append(self.rank(p, f, lb, tp))
+        return out
 
     def __call__(
         self,
@@ -170,36 +213,14 @@ class VideoClassifier(VideoPipeline):
         several videos share one model call (up to ``batch_size`` views). A path string is one
         video or a folder (see :func:`~xclip.inference.pipeline.video_list`)."""
         videos = video_list(videos)
-        text = self.text_features()
-        group: list[PreparedVideo] = []
-        n_views = 0
-
-        def flush() -> Iterator[Prediction]:
-            t0 = time.perf_counter()
-            probs = self._probs(self.encode(torch.cat([g.clips for g in group])), text)
-            dt = (time.perf_counter() - t0) / len(group)
-            out = []
-            for g, p in zip(group, probs.split([len(g.clips) for g in group]), strict=True):
-                g.timings["model"] = dt
-                out.append(self._ranked(p, self.labels, g))
-            return iter(out)
-
-        for _, item in self.prepare_iter(videos, workers=workers):
+        self.text_features()  # computed (and checked) before any video
+        prepared = (item for _, item in self.prepare_iter(videos, workers=workers))
+        for item in self.encode_iter(prepared):
             if isinstance(item, VideoFailure):
-                # keep the output order: classify what is waiting before reporting the failure
-                if group:
-                    yield from flush()
-                    group, n_views = [], 0
                 logger.debug("skipping %s: %s", item.source, item.error)
                 yield item
                 continue
-            if group and n_views + len(item.clips) > self.batch_size:
-                yield from flush()
-                group, n_views = [], 0
-            group.append(item)
-            n_views += len(item.clips)
-        if group:
-            yield from flush()
+            yield self.rank(*item)
 
     def classify_many(
         self,
@@ -246,7 +267,7 @@ class VideoClassifier(VideoPipeline):
         stride = window if stride is None else stride
         check_window(window, stride)
         labels = self.labels if labels is None else check_labels(labels)
-        text = self.text_features(labels)
+        self.text_features(labels)  # computed (and checked) before any window
         if isinstance(video, np.ndarray | torch.Tensor):
             if fps is None or fps <= 0:
                 raise InputError("timeline() of raw frames needs their frame rate: fps=...")
@@ -270,35 +291,13 @@ class VideoClassifier(VideoPipeline):
                 windows = frame_windows(
                     total, fps, window, stride, max_windows=max_windows, source=source
                 )
-                per_call = max(1, self.batch_size // (self.num_clips * self.num_crops))
+                # windows are prepared a model call's worth at a time (one decoder pass each)
+                per_call = max(1, self.batch_size // self.processor.num_views)
+                frames = video if reader is None else reader
                 for c in range(0, len(windows), per_call):
-                    chunk = windows[c : c + per_call]
-                    t0 = time.perf_counter()
-                    idx = [lo + self.sample_indices(hi - lo) for lo, hi in chunk]  # [num_clips, T]
-                    flat = np.concatenate([i.reshape(-1) for i in idx])
-                    if reader is not None:
-                        frames = reader.get_frames(flat)
-                    else:
-                        frames = video[
-                            torch.from_numpy(flat) if isinstance(video, torch.Tensor) else flat
-                        ]
-                    t1 = time.perf_counter()
-                    frames = frames.reshape(len(chunk), *idx[0].shape, *frames.shape[1:])
-                    clips = torch.cat([self.preprocess(f) for f in frames])  # [W*V, T, 3, S, S]
-                    t2 = time.perf_counter()
-                    probs = self._probs(self.encode(clips), text)
-                    t3 = time.perf_counter()
-                    n = len(chunk)
-                    timings = {
-                        "decode": (t1 - t0) / n,
-                        "preprocess": (t2 - t1) / n,
-                        "model": (t3 - t2) / n,
-                    }
-                    for (lo, hi), i, p in zip(
-                        chunk, idx, probs.split(len(probs) // n), strict=True
-                    ):
-                        prep = PreparedVideo(source, clips[:0], i, timings=timings)
-                        results.append(self._ranked(p, labels, prep, start=lo / fps, end=hi / fps))
+                    chunk = self.processor.windows(frames, windows[c : c + per_call], fps, source)
+                    for prep, feats in self.encode_iter(chunk):  # type: ignore[misc]
+                        results.append(self.rank(prep, feats, labels))
             finally:
                 if reader is not None:
                     reader.close()

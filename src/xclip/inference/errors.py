@@ -15,10 +15,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from xclip.data.video import VideoDecodeError
+from xclip.data.video import VideoDecodeError, VideoTooLargeError
 from xclip.errors import InputError
 
-__all__ = ["BAD_VIDEO_ERRORS", "UnreadableVideoError", "explain_decode_errors", "one_line_error"]
+__all__ = [
+    "BAD_VIDEO_ERRORS",
+    "UnreadableVideoError",
+    "VideoTooLargeError",
+    "explain_decode_errors",
+    "one_line_error",
+]
 
 
 class UnreadableVideoError(VideoDecodeError, InputError):
@@ -57,7 +63,7 @@ def explain_decode_errors() -> Iterator[None]:
     the fix)."""
     try:
         yield
-    except UnreadableVideoError:
+    except (UnreadableVideoError, VideoTooLargeError):  # their messages say the fix already
         raise
     except VideoDecodeError as e:
         raise UnreadableVideoError(e.path, e.reason) from e

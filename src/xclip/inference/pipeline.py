@@ -1,9 +1,6 @@
-"""The video side of inference: decode -> sample T frames per view -> preprocess -> encode.
-
-The frames and preprocessing are those the weights expect: the frame count and input size come
-from ``model.cfg`` and mean/std/resize from ``model.preprocess``. Sampling is the original test
-sampling (the centre frame of each of T equal segments; ``num_clips > 1`` takes evenly shifted
-points inside the segments) and ``num_crops=3`` takes three spatial crops.
+"""The video side of inference: videos in (through the model's
+:class:`~xclip.inference.processor.VideoProcessor`), video features out, the views of several
+videos sharing each model call.
 """
 
 from __future__ import annotations
@@ -13,25 +10,23 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from xclip.errors import InputError
 
-from ..data.sampling import sample_frame_indices
-from ..data.transforms import EvalTransform
-from ..data.video import VideoReader, find_videos, open_video
+from ..data.video import VideoReader, find_videos
 from ..model import XCLIP, VideoFeatures
 from ..precision import autocast as precision_autocast
 from ..precision import resolve_precision
 from .accelerate import EAGER_CALLS, CompiledVideoEncoder, auto_batch_size, resolve_compile
 from .device import resolve_device
-from .errors import BAD_VIDEO_ERRORS, explain_decode_errors, one_line_error
+from .errors import BAD_VIDEO_ERRORS, one_line_error
 from .loading import load_inference_model
+from .processor import PreparedVideo, VideoProcessor
 from .results import VideoFailure
 
 logger = logging.getLogger(__name__)
@@ -71,26 +66,6 @@ def video_list(videos: Sequence[VideoInput] | VideoInput) -> list[VideoInput]:
                 f"a file, uint8 frames or a float clip tensor"
             )
     return out
-
-
-@dataclass
-class PreparedVideo:
-    """A decoded, sampled and preprocessed video, ready for the model.
-
-    ``clips``: float ``[V, T, 3, S, S]`` (V = num_clips * num_crops, crop-major);
-    ``frame_indices``: int64 ``[num_clips, T]`` (empty for already preprocessed input);
-    ``frames``: the sampled frames as decoded, uint8 ``[num_clips, T, H, W, 3]`` (only with
-    ``keep_frames=True``); ``fps``/``num_frames``/``duration``: of the source when known.
-    """
-
-    source: str
-    clips: torch.Tensor
-    frame_indices: np.ndarray
-    frames: np.ndarray | None = None
-    fps: float | None = None
-    num_frames: int | None = None
-    duration: float | None = None
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 class VideoPipeline:
@@ -135,15 +110,16 @@ class VideoPipeline:
             else (os.fspath(model) if isinstance(model, os.PathLike) else type(model).__name__)
         )
         self.model = load_inference_model(model)
-        for key, v in (("num_clips", num_clips), ("batch_size", batch_size)):
-            if key == "batch_size" and v is None:
-                continue
-            if not isinstance(v, int) or isinstance(v, bool):
-                raise TypeError(f"{key} must be an int, got {type(v).__name__}")
-        if num_clips < 1:
-            raise InputError(f"num_clips must be >= 1, got {num_clips}")
-        if num_crops not in (1, 3):
-            raise InputError(f"num_crops must be 1 or 3, got {num_crops}")
+        # the one video path (decode -> sample -> preprocess) of this model
+        self.processor = VideoProcessor.for_model(
+            self.model, num_clips=num_clips, num_crops=num_crops, view_mode=self.view_mode,
+            decode_threads=decode_threads,
+        )  # fmt: skip
+        self.num_frames = self.processor.num_frames
+        if batch_size is not None and (
+            not isinstance(batch_size, int) or isinstance(batch_size, bool)
+        ):
+            raise TypeError(f"batch_size must be an int, got {type(batch_size).__name__}")
         if batch_size is not None and batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
         self.num_clips, self.num_crops = num_clips, num_crops
@@ -179,126 +155,35 @@ class VideoPipeline:
                 eager_calls=EAGER_CALLS if compile == "auto" else 0,
             )
         )
-        cfg, pre = self.model.cfg, self.model.preprocess
-        if pre.num_frames != cfg.num_frames or pre.image_size != cfg.image_size:
-            logger.warning(
-                "model.preprocess (%d frames, %dpx) disagrees with the architecture (%d, %dpx); "
-                "using the architecture's",
-                pre.num_frames,
-                pre.image_size,
-                cfg.num_frames,
-                cfg.image_size,
-            )
-            pre = type(pre)(cfg.num_frames, cfg.image_size, pre.mean, pre.std)
-        self.num_frames = cfg.num_frames
-        self.transform = EvalTransform.from_preprocess(pre, num_crops=num_crops)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """The pipeline's precision on its device (a no-op for fp32)."""
         return precision_autocast(self.precision, self.device)
 
-    # -- preparing inputs ---------------------------------------------------------------------
+    # -- preparing inputs (the processor's steps) ----------------------------------------------
     def sample_indices(self, total: int) -> np.ndarray:
         """The frames the model sees of a video of ``total`` frames: int64 ``[num_clips, T]``."""
-        return sample_frame_indices(
-            total, self.num_frames, train=False, num_views=self.num_clips, view_mode=self.view_mode
-        )  # [num_clips, T]
+        return self.processor.sample_indices(total)
 
     def preprocess(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 ``[num_clips, T, H, W, 3]`` -> float ``[V, T, 3, S, S]``."""
-        return self.transform(frames)
-
-    def prepare(
-        self, video: VideoInput, *, keep_frames: bool = False, name: str | None = None
-    ) -> PreparedVideo:
-        """Decode (paths, bytes), sample T frames per view and preprocess.
-
-        ``video``: a path; the bytes of a video file; uint8 frames of a whole video
-        ``[N, H, W, 3]`` or ``[N, 3, H, W]`` (T frames are sampled from the N); or an already
-        preprocessed float clip ``[T, 3, S, S]`` / ``[V, T, 3, S, S]`` (used as is).
-        """
-        if isinstance(video, torch.Tensor) and video.is_floating_point():
-            what = name or "<tensor>"
-            clips = video.unsqueeze(0) if video.ndim == 4 else video
-            if clips.ndim != 5:
-                raise InputError(
-                    f"{what}: a preprocessed clip must be float [T, 3, S, S] or [V, T, 3, S, S], "
-                    f"got shape {tuple(video.shape)}"
-                )
-            self.model.check_video(clips)  # T, channels and size of this model
-            if not bool(torch.isfinite(clips).all()):
-                bad = int((~torch.isfinite(clips)).sum())
-                raise InputError(
-                    f"{what}: the clip holds {bad} NaN or infinite value(s); preprocessed clips "
-                    f"must be finite (check the code that made it)"
-                )
-            # the model's own dtype: autocast handles bf16/fp16, float64 would fail in matmul
-            return PreparedVideo(what, clips.float(), np.empty((0, 0), np.int64))
-        if isinstance(video, np.ndarray | torch.Tensor):
-            arr = video
-            what = name or "<frames>"
-            if arr.dtype not in (np.uint8, torch.uint8):
-                raise TypeError(
-                    f"{what}: raw frames must be uint8 [N, H, W, 3] (or float preprocessed clips "
-                    f"as a torch tensor), got dtype {arr.dtype}"
-                )
-            if arr.ndim != 4 or 3 not in (arr.shape[-1], arr.shape[1]) or 0 in arr.shape:
-                raise InputError(
-                    f"{what}: raw frames must be uint8 [N, H, W, 3] or [N, 3, H, W] with N >= 1, "
-                    f"got shape {tuple(arr.shape)}"
-                )
-            t0 = time.perf_counter()
-            idx = self.sample_indices(int(arr.shape[0]))
-            frames = arr[torch.from_numpy(idx) if isinstance(arr, torch.Tensor) else idx]
-            t1 = time.perf_counter()
-            clips = self.preprocess(frames)
-            t2 = time.perf_counter()
-            return PreparedVideo(
-                what, clips, idx, frames if keep_frames else None,
-                num_frames=int(arr.shape[0]), timings={"decode": t1 - t0, "preprocess": t2 - t1},
-            )  # fmt: skip
-        return self._prepare_file(video, keep_frames=keep_frames, name=name)
+        return self.processor.preprocess(frames)
 
     def open_reader(
         self, video: str | os.PathLike | bytes | bytearray | memoryview, name: str | None = None
     ) -> VideoReader:
-        """A reader for a video file's path or bytes (``name`` names bytes in messages).
+        """A reader for a video file's path or bytes (:meth:`VideoProcessor.open`)."""
+        return self.processor.open(video, name)
 
-        ``FileNotFoundError``/``IsADirectoryError`` (file-system errors: a batch records them as
-        failed videos), :class:`~xclip.data.video.VideoDecodeError` from the decoder, and
-        ``TypeError`` for what cannot be a video file (a caller's mistake: it propagates)."""
-        if isinstance(video, bytes | bytearray | memoryview):
-            return open_video(bytes(video), name=name or "<bytes>", num_threads=self.decode_threads)
-        if not isinstance(video, str | os.PathLike):
-            raise TypeError(
-                f"video must be a path, bytes, uint8 frames or a float clip tensor, got "
-                f"{type(video).__name__}"
-            )
-        path = os.fspath(video)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"video not found: {path}")
-        if os.path.isdir(path):
-            raise IsADirectoryError(
-                f"{path} is a folder, not a video; pass its videos (find_videos) or use "
-                f"classify_many"
-            )
-        return open_video(path, num_threads=self.decode_threads)
-
-    def _prepare_file(self, video, *, keep_frames: bool, name: str | None) -> PreparedVideo:
-        t0 = time.perf_counter()
-        with explain_decode_errors(), self.open_reader(video, name) as reader:
-            meta = reader.metadata
-            idx = self.sample_indices(reader.num_frames)
-            frames = _get_views(reader, idx)  # uint8 [num_clips, T, H, W, 3]
-        t1 = time.perf_counter()
-        clips = self.preprocess(frames)
-        t2 = time.perf_counter()
-        return PreparedVideo(
-            name or (os.fspath(video) if isinstance(video, str | os.PathLike) else "<bytes>"),
-            clips, idx, frames if keep_frames else None,
-            fps=meta.fps, num_frames=meta.num_frames, duration=meta.duration,
-            timings={"decode": t1 - t0, "preprocess": t2 - t1},
-        )  # fmt: skip
+    def prepare(
+        self, video: VideoInput, *, keep_frames: bool = False, name: str | None = None
+    ) -> PreparedVideo:
+        """Decode (paths, bytes), sample T frames per view and preprocess
+        (:meth:`VideoProcessor.__call__`); a preprocessed clip is checked against the model."""
+        prepared = self.processor(video, keep_frames=keep_frames, name=name)
+        if not len(prepared.frame_indices):
+            self.model.check_video(prepared.clips)  # T, channels and size of this model
+        return prepared
 
     def prepare_iter(
         self, videos: Sequence[VideoInput], *, keep_frames: bool = False, workers: int = 1
@@ -358,7 +243,49 @@ class VideoPipeline:
                     tokens.append(f.tokens)
         return VideoFeatures(torch.cat(embeds), torch.cat(tokens) if tokens else None)
 
+    def encode_many(self, clips: Sequence[torch.Tensor]) -> list[VideoFeatures]:
+        """The features of several videos' views ``[V_i, T, 3, S, S]``, computed in shared model
+        calls (the views concatenated, then split per video again)."""
+        if not clips:
+            return []
+        f = self.encode(torch.cat(list(clips)))
+        sizes = [len(c) for c in clips]
+        embeds = f.embeds.split(sizes)
+        tokens = f.tokens.split(sizes) if f.tokens is not None else [None] * len(sizes)
+        return [VideoFeatures(e, t) for e, t in zip(embeds, tokens, strict=True)]
 
-def _get_views(reader: VideoReader, idx: np.ndarray) -> np.ndarray:
-    frames = reader.get_frames(idx.reshape(-1))  # [V*T, H, W, 3]
-    return frames.reshape(*idx.shape, *frames.shape[1:])  # [V, T, H, W, 3]
+    def encode_iter(
+        self, items: Iterable[PreparedVideo | VideoFailure]
+    ) -> Iterator[tuple[PreparedVideo, VideoFeatures] | VideoFailure]:
+        """``(prepared, features)`` per prepared video, in order, failures passed through.
+
+        Consecutive videos share model calls up to ``batch_size`` views (a video with more views
+        runs alone, in chunks): every caller's model calls then have the sizes of whole groups,
+        so a compiled encoder sees a few shapes and a single video runs exactly its own views.
+        ``timings["model"]`` is the group's time shared equally."""
+        group: list[PreparedVideo] = []
+        n_views = 0
+
+        def flush() -> list[tuple[PreparedVideo, VideoFeatures]]:
+            t0 = time.perf_counter()
+            feats = self.encode_many([g.clips for g in group])
+            dt = (time.perf_counter() - t0) / len(group)
+            for g in group:
+                g.timings["model"] = dt
+            return list(zip(group, feats, strict=True))
+
+        for item in items:
+            if isinstance(item, VideoFailure):
+                # keep the order: run what is waiting before passing the failure on
+                if group:
+                    yield from flush()
+                    group, n_views = [], 0
+                yield item
+                continue
+            if group and n_views + len(item.clips) > self.batch_size:
+                yield from flush()
+                group, n_views = [], 0
+            group.append(item)
+            n_views += len(item.clips)
+        if group:
+            yield from flush()

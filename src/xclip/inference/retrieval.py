@@ -73,18 +73,19 @@ def embed_videos(
     embeds: list[torch.Tensor] = []
     tokens: list[torch.Tensor] = []
     fails: list[VideoFailure] = []
-    for i, item in pipe.prepare_iter(videos, workers=workers):
+    prepared = (item for _, item in pipe.prepare_iter(videos, workers=workers))
+    for i, item in enumerate(pipe.encode_iter(prepared)):
         if isinstance(item, VideoFailure):
             logger.debug("skipping %s: %s", item.source, item.error)
             fails.append(item)
         else:
-            f = pipe.encode(item.clips)
+            g, f = item
             if not bool(torch.isfinite(f.embeds).all()):
                 raise FloatingPointError(
-                    f"{item.source}: the model gave a NaN or infinite embedding (its weights hold "
+                    f"{g.source}: the model gave a NaN or infinite embedding (its weights hold "
                     f"NaN/inf, or {pipe.precision} overflowed: try precision='fp32')"
                 )
-            paths.append(item.source)
+            paths.append(g.source)
             embeds.append(f.embeds.float().mean(dim=0).cpu())  # views averaged
             if keep_tokens and f.tokens is not None:
                 tokens.append(f.tokens.float().mean(dim=0).cpu())

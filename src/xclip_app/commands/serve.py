@@ -1,8 +1,9 @@
 """``xclip-video serve``: a local web page and JSON API to classify videos with your own labels.
 
-Open the printed address in a browser, upload (or pick) a video, type labels, and see the frames
-the model saw and a bar chart of probabilities. The JSON API (``POST /api/classify``) is described
-in ``docs/inference.md`` and ``xclip_app.serve.server``.
+Open the printed address in a browser, upload (or pick) a video, type labels, and see either the
+frames the model saw and a bar chart of probabilities (Classify) or each label's probability over
+time (Timeline). The JSON API (``POST /api/classify``, ``POST /api/timeline``) is described in
+``docs/serve.md``, ``xclip_app.serve.app`` and at ``/docs`` of a running server.
 """
 
 from __future__ import annotations
@@ -60,8 +61,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--max-connections",
         type=int,
-        default=32,
+        default=512,
         help="open connections at once; more get a 503 (default %(default)s)",
+    )
+    g.add_argument(
+        "--max-pixels",
+        type=positive_float(),
+        default=8.3,
+        metavar="MILLIONS",
+        help="largest frame, in millions of pixels (width x height), a video may have; larger "
+        "ones are refused before decoding (default %(default)s: 3840x2160)",
+    )
+    g.add_argument(
+        "--decode-workers",
+        type=int,
+        default=2,
+        help="videos decoded at once, outside the model (default %(default)s)",
     )
     g.add_argument(
         "--allow-host",
@@ -90,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.max_connections < 1:
         raise UsageError(f"--max-connections must be >= 1, got {args.max_connections}")
+    if args.decode_workers < 1:
+        raise UsageError(f"--decode-workers must be >= 1, got {args.decode_workers}")
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be 0..65535, got {args.port}")
     if args.labels_file:
@@ -108,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
         max_upload_bytes=int(args.max_upload_mb * 2**20),
         max_upload_memory_bytes=int(memory_mb * 2**20),
         max_connections=args.max_connections,
+        max_pixels=max(1, int(args.max_pixels * 1e6)),
+        decode_workers=args.decode_workers,
         allow_hosts=list(args.allow_host),
         top_k=args.top_k,
     )
@@ -118,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"cannot listen on {args.host}:{args.port} ({e.strerror or e}); {fix}"
         ) from None
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # (no start-up chatter)
     if not server.loopback:
         logger.warning(
             "listening on %s: other machines can reach this server; it has no authentication. "

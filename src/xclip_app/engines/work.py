@@ -25,72 +25,38 @@ class ClipPreparer:
     ``num_frames``, ``error`` (None, or why the video could not be read: only the decoder's
     and the file system's errors; anything else propagates).
 
-    Picklable (plain settings); ``preprocess``: :meth:`PreprocessConfig.to_dict` of the model.
+    The work is the model's :class:`~xclip.inference.processor.VideoProcessor` (the one video
+    path of the library); this adds what a collection needs: rows, and videos named by URI
+    (``s3://``, ``gs://``, ``https://``, read as bytes). Picklable: the processor is plain
+    settings.
     """
 
-    def __init__(
-        self,
-        preprocess: dict[str, Any],
-        *,
-        num_clips: int = 1,
-        num_crops: int = 1,
-        view_mode: str = "uniform",
-        decode_threads: int = 1,
-    ) -> None:
-        self.preprocess = preprocess
-        self.num_clips, self.num_crops, self.view_mode = num_clips, num_crops, view_mode
-        self.decode_threads = decode_threads
-        self._transform = None
+    def __init__(self, processor: Any) -> None:
+        self.processor = processor
 
     @classmethod
-    def for_model(cls, model: Any, **kw: Any) -> ClipPreparer:
-        """The preparer of ``model`` (its frame count and size win over a disagreeing
-        ``model.preprocess``, as in :class:`~xclip.inference.VideoPipeline`)."""
-        cfg, pre = model.cfg, model.preprocess
-        if pre.num_frames != cfg.num_frames or pre.image_size != cfg.image_size:
-            pre = type(pre)(cfg.num_frames, cfg.image_size, pre.mean, pre.std)
-        return cls(pre.to_dict(), **kw)
+    def for_model(
+        cls, model: Any, *, num_clips: int = 1, num_crops: int = 1, decode_threads: int = 1
+    ) -> ClipPreparer:
+        """The preparer of ``model`` (an XCLIP or an exported model), with the views of
+        :class:`~xclip.inference.VideoPipeline` (deterministic ``uniform`` sampling)."""
+        from xclip.inference.processor import VideoProcessor  # lazy: CLI start-up
 
-    def transform(self):
-        from xclip.config import PreprocessConfig  # lazy: CLI start-up
-        from xclip.data.transforms import EvalTransform  # lazy: CLI start-up
-
-        if self._transform is None:
-            pre = PreprocessConfig.from_dict(self.preprocess)
-            self._transform = EvalTransform.from_preprocess(pre, num_crops=self.num_crops)
-        return self._transform
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_transform": None}
-
-    def _decode(self, path: str) -> tuple[np.ndarray, Any]:
-        from xclip.data.sampling import sample_frame_indices  # lazy: CLI start-up
-        from xclip.data.video import open_video  # lazy: CLI start-up
-        from xclip.inference.errors import explain_decode_errors  # lazy: CLI start-up
-
-        if is_uri(path) and not path.startswith("file://"):
-            source: Any = read_video_bytes(path)
-        else:
-            source = path.removeprefix("file://")
-            if not os.path.exists(source):
-                raise FileNotFoundError(f"video not found: {path}")
-            if os.path.isdir(source):
-                raise IsADirectoryError(f"{path} is a folder, not a video")
-        kw = {"name": path} if isinstance(source, bytes) else {}
-        with (
-            explain_decode_errors(),
-            open_video(source, num_threads=self.decode_threads, **kw) as reader,
-        ):
-            meta = reader.metadata
-            idx = sample_frame_indices(
-                reader.num_frames,
-                int(self.preprocess["num_frames"]),
-                train=False,
-                num_views=self.num_clips,
-                view_mode=self.view_mode,
+        return cls(
+            VideoProcessor.for_model(
+                model, num_clips=num_clips, num_crops=num_crops, decode_threads=decode_threads
             )
-            frames = reader.get_frames(idx.reshape(-1))
-        return frames.reshape(*idx.shape, *frames.shape[1:]), meta
+        )
+
+    def _source(self, path: str) -> Any:
+        if is_uri(path) and not path.startswith("file://"):
+            return read_video_bytes(path)
+        source = path.removeprefix("file://")
+        if not os.path.exists(source):
+            raise FileNotFoundError(f"video not found: {path}")
+        if os.path.isdir(source):
+            raise IsADirectoryError(f"{path} is a folder, not a video")
+        return source
 
     def __call__(self, row: dict[str, Any] | str) -> dict[str, Any]:
         from xclip.inference.errors import BAD_VIDEO_ERRORS, one_line_error  # lazy: CLI start-up
@@ -99,15 +65,15 @@ class ClipPreparer:
         out: dict[str, Any] = {"path": path, "clips": b"", "clips_shape": [], "duration": None,
                                "num_frames": None, "error": None}  # fmt: skip
         try:
-            frames, meta = self._decode(path)
+            prepared = self.processor(self._source(path), name=path)
         except BAD_VIDEO_ERRORS as e:
             msg = one_line_error(e)
             out["error"] = msg[len(path) + 2 :] if msg.startswith(f"{path}: ") else msg
             return out
-        clips = self.transform()(frames).float().contiguous().numpy()
+        clips = prepared.clips.float().contiguous().numpy()
         out.update(
             clips=clips.tobytes(), clips_shape=list(clips.shape),
-            duration=meta.duration, num_frames=meta.num_frames,
+            duration=prepared.duration, num_frames=prepared.num_frames,
         )  # fmt: skip
         return out
 
@@ -153,11 +119,31 @@ class ModelWorker:
         self.keep_tokens = keep_tokens
         self.fingerprint = model_fingerprint(self.pipe.model)
 
-    def row(self, prepared: dict[str, Any]) -> dict[str, Any]:
-        """The result row of one prepared video (a failed one keeps its error)."""
+    def rows(self, prepared: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The result rows of prepared videos, in order (failed ones keep their error); the
+        views of consecutive videos share model calls (:meth:`VideoPipeline.encode_iter`)."""
         import torch  # lazy: CLI start-up
 
-        from xclip.inference import PreparedVideo  # lazy: CLI start-up
+        from xclip.inference import PreparedVideo, VideoFailure  # lazy: CLI start-up
+
+        items: list[Any] = []
+        for p in prepared:
+            if p["error"] is not None:
+                items.append(VideoFailure(p["path"], p["error"]))
+                continue
+            arr = np.frombuffer(p["clips"], dtype=np.float32).reshape(p["clips_shape"])
+            items.append(PreparedVideo(p["path"], torch.from_numpy(arr.copy()), np.empty((0, 0))))
+        out = []
+        for p, item in zip(prepared, self.pipe.encode_iter(items), strict=True):
+            out.append(self._row(p, None if isinstance(item, VideoFailure) else item))
+        return out
+
+    def row(self, prepared: dict[str, Any]) -> dict[str, Any]:
+        """The result row of one prepared video (a failed one keeps its error)."""
+        return self.rows([prepared])[0]
+
+    def _row(self, prepared: dict[str, Any], encoded: Any) -> dict[str, Any]:
+        import torch  # lazy: CLI start-up
 
         out: dict[str, Any] = {
             "path": prepared["path"],
@@ -169,24 +155,19 @@ class ModelWorker:
             "view_mode": self.pipe.view_mode,
             "error": prepared["error"],
         }
-        if prepared["error"] is not None:
+        if encoded is None:
             return out
-        arr = np.frombuffer(prepared["clips"], dtype=np.float32).reshape(prepared["clips_shape"])
-        clips = torch.from_numpy(arr.copy())
         if self.task == "classify":
-            pred = self.pipe.predict(PreparedVideo(prepared["path"], clips, np.empty((0, 0))))
+            pred = self.pipe.rank(*encoded)
             out["labels"], out["probs"] = list(pred.labels), list(pred.probs)
             return out
-        f = self.pipe.encode(clips)
-        if not bool(torch.isfinite(f.embeds).all()):
+        feats = encoded[1]
+        if not bool(torch.isfinite(feats.embeds).all()):
             raise FloatingPointError(
                 f"{prepared['path']}: the model gave a NaN or infinite embedding (its weights "
                 f"hold NaN/inf, or {self.pipe.precision} overflowed: try --precision fp32)"
             )
-        out["embedding"] = f.embeds.float().mean(dim=0).cpu().tolist()
-        if self.keep_tokens and f.tokens is not None:
-            out["tokens"] = f.tokens.float().mean(dim=0).cpu().tolist()
+        out["embedding"] = feats.embeds.float().mean(dim=0).cpu().tolist()
+        if self.keep_tokens and feats.tokens is not None:
+            out["tokens"] = feats.tokens.float().mean(dim=0).cpu().tolist()
         return out
-
-    def rows(self, prepared: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [self.row(p) for p in prepared]

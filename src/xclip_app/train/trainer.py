@@ -62,6 +62,7 @@ from .preflight import check_before_training
 from .run_folder import SUMMARY, RunFolderError, RunPlan, plan_run, run_identity
 from .sampler import ResumableSampler
 from .schedule import CosineWarmupSchedule
+from .step import TrainStep
 from .step_window import StepRow, StepWindow
 from .summary import TrainSummary, format_duration
 from .weight_averaging import WeightAverage
@@ -292,6 +293,12 @@ class Trainer:
         self.text_features = (
             clf.text_features(self.tokens, self.num_templates) if cfg.model.fix_text else None
         )
+        self.train_step = TrainStep(
+            self.module, self.optimizer, precision=self.precision, device=self.device,
+            text_features=self.text_features, tokens=self.tokens,
+            num_templates=self.num_templates, distiller=self.distiller,
+            clip_grad_norm=cfg.train.clip_grad_norm, loss_fn=self.loss_fn, scaler=self.scaler,
+        )  # fmt: skip
         step = self.start.epoch * self.iters_per_epoch + self.start.iteration
         self.metrics = MetricsLog(
             self.run_dir, info.is_main, cfg.output.tensorboard, keep_rows=plan.keep_rows,
@@ -385,23 +392,6 @@ class Trainer:
         self._last_good = D.broadcast_object(self._last_good)
 
     # -- one epoch --------------------------------------------------------------------------------
-    def _forward_loss(self, clips, target):
-        extra = None
-        with autocast(self.precision, self.device):
-            kw = {"return_features": True} if self.distiller is not None else {}
-            if self.text_features is not None or not self.classifier.uses_text:
-                out = self.module(clips, text_features=self.text_features, **kw)
-            else:
-                out = self.module(clips, tokens=self.tokens, num_templates=self.num_templates, **kw)
-            if self.distiller is not None:
-                out, video, text = out
-                trained_text = text if self.text_features is None else None
-                extra = self.distiller.loss(
-                    clips, video, trained_text, self.tokens, self.num_templates
-                )
-        loss = self.loss_fn(out.float(), target)
-        return loss if extra is None else loss + extra.float()
-
     def train_epoch(self, epoch: int, start_iter: int = 0) -> dict[str, Any]:
         cfg, info = self.cfg, self.info
         accum = cfg.train.accumulation_steps
@@ -412,6 +402,8 @@ class Trainer:
         self.train_loader.set_epoch(epoch)
         self.classifier.train()
         self.optimizer.zero_grad(set_to_none=True)
+        step = self.train_step
+        step.loss_fn = self.loss_fn  # replaceable after setup (tests inject faults there)
         bar = None
         it = iter(self.train_loader)
         if info.is_main and cfg.output.progress:
@@ -447,8 +439,8 @@ class Trainer:
                 sync = step_now or not info.distributed
                 ctx = contextlib.nullcontext() if sync else self.module.no_sync()
                 with ctx:
-                    loss = self._forward_loss(clips, target.float())
-                    self.scaler.scale(loss / accum).backward()
+                    loss = step.loss(clips, target.float())
+                    step.backward(loss, accum)
                 # the loss all ranks agree on: the mean over the global batch; kept on the device
                 # and read back once per window (no host synchronisation per step on a GPU)
                 stat = torch.stack([loss.detach().double(), loss.new_ones((), dtype=torch.float64)])
@@ -463,14 +455,7 @@ class Trainer:
                     for row in window.flush():
                         self._record_step(row, epoch, start_iter, acc, bar, t_epoch)
                 if step_now:
-                    if cfg.train.clip_grad_norm:
-                        self.scaler.unscale_(self.optimizer)
-                        torch.nn.utils.clip_grad_norm_(
-                            self.classifier.parameters(), cfg.train.clip_grad_norm
-                        )
-                    self.scaler.step(self.optimizer)
-                    self.scaler.update()
-                    self.optimizer.zero_grad(set_to_none=True)
+                    step.update()
                     if self.averager is not None:
                         self.averager.update(epoch * n_iters + i)
                     self.schedule.step_update(epoch * n_iters + i)

@@ -35,7 +35,7 @@ from xclip.data.video.backends import (
     read_frames,
 )
 from xclip.data.video.decord_reader import DecordReader
-from xclip.data.video.errors import FrameIndexError, VideoDecodeError
+from xclip.data.video.errors import FrameIndexError, VideoDecodeError, VideoTooLargeError
 from xclip.data.video.files import VIDEO_EXTENSIONS, find_videos
 from xclip.data.video.pyav_reader import PyAVReader
 from xclip.data.video.reader import DecodeStats, VideoMetadata, VideoReader
@@ -51,6 +51,7 @@ __all__ = [
     "PyAVReader",
     "TorchCodecReader",
     "VideoDecodeError",
+    "VideoTooLargeError",
     "VideoMetadata",
     "VideoReader",
     "available_backends",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["FrameIndexError", "VideoDecodeError", "is_decoder_failure"]
+from xclip.errors import InputError
+
+__all__ = ["FrameIndexError", "VideoDecodeError", "VideoTooLargeError", "is_decoder_failure"]
 
 
 class VideoDecodeError(Exception):
@@ -19,6 +21,25 @@ class VideoDecodeError(Exception):
 
 class FrameIndexError(VideoDecodeError, IndexError):
     """A requested frame index is outside ``[0, num_frames)``."""
+
+
+class VideoTooLargeError(VideoDecodeError, InputError):
+    """A video whose frames are larger than a pixel cap (``max_pixels``), refused from the
+    container's header before any frame is decoded: a 50 KB upload can decode to hundreds of
+    MB. A :class:`VideoDecodeError` (a batch records the video as failed) and an
+    ``InputError`` (one line on the command line)."""
+
+    def __init__(self, path: str, width: int, height: int, limit: int):
+        self.width, self.height, self.limit = width, height, limit
+        super().__init__(
+            path,
+            f"frames of {width}x{height} ({width * height:,} pixels) are larger than the limit "
+            f"of {limit:,} pixels; scale the video down, e.g. "
+            f"`ffmpeg -i IN -vf scale=-2:720 OUT.mp4`",
+        )
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.width, self.height, self.limit))
 
 
 def is_decoder_failure(e: BaseException) -> bool:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from xclip.data.video.errors import VideoDecodeError
+from xclip.data.video.errors import VideoDecodeError, VideoTooLargeError
 from xclip.data.video.frame_index import FrameIndex, FrameIndexBuilder
 from xclip.data.video.reader import (
     VideoMetadata,
@@ -93,6 +93,7 @@ class PyAVReader(VideoReader):
         name: str | None = None,
         max_errors: int = 300,
         untrusted: bool = False,
+        max_pixels: int | None = None,
     ):
         super().__init__(source, name=name, watchdog=watchdog)
         import av  # lazy: optional dependency
@@ -104,6 +105,7 @@ class PyAVReader(VideoReader):
         self.strict = strict
         self.max_errors = max_errors
         self.untrusted = untrusted
+        self.max_pixels = max_pixels
         self._container = None
         self._deadline = None
         self._reformatter = None
@@ -122,6 +124,7 @@ class PyAVReader(VideoReader):
         self._source = source
         self._num_threads, self._thread_type = num_threads, thread_type
         self._open_container()
+        self._check_size(self._cc.width or 0, self._cc.height or 0)  # the header, nothing decoded
         try:
             self._build_index()
             self._reset_decoder_state()
@@ -136,6 +139,7 @@ class PyAVReader(VideoReader):
         stream, cc = self._stream, self._cc
         rotation = normalise_rotation(getattr(first, "rotation", 0) or 0)
         w, h = first.width, first.height
+        self._check_size(w, h)  # a header without a size: the first frame has one
         if self.apply_rotation and rotation in (90, 270):
             w, h = h, w
         n = self._index.num_frames
@@ -163,6 +167,11 @@ class PyAVReader(VideoReader):
             header_num_frames=int(stream.frames or 0),
             keyframes=self._index.keyframes,
         )
+
+    def _check_size(self, width: int, height: int) -> None:
+        if self.max_pixels is not None and width * height > self.max_pixels:
+            self.close()
+            raise VideoTooLargeError(self.path, width, height, self.max_pixels)
 
     def _open_container(self) -> None:
         """(Re)open the container and set up the video stream's decoder."""
