@@ -317,19 +317,21 @@ def test_vificlip_recipes():
     assert len(ens.templates) == 3
 
 
-# --- the demo's retention study ------------------------------------------------------------------
+# --- the demo's paired study ---------------------------------------------------------------------
 
 
 @pytest.mark.slow
-def test_demo_retention_study_in_miniature(tmp_path):
-    """`xclip-video demo --study retention` on a tiny plan: every option of the study trains,
-    results.json has one entry per option with mean and std, report.md shows the table, and the
-    main stages' numbers are the same as without the study."""
+def test_demo_paired_study_in_miniature(tmp_path):
+    """`xclip-video demo --study paired` on a tiny plan: every option trains on the same seeds,
+    the ablation's runs of those seeds are measured, not retrained, results.json has each
+    option's per-seed values and each comparison's paired difference with its interval and the
+    number of seeds, report.md shows the table, the interval plot and a verdict for each
+    question, and the main stages' numbers are the same as without the study."""
     pytest.importorskip("av")
     from xclip_app.demo.generate import DataSpec
     from xclip_app.demo.pipeline import Plan, run_demo
     from xclip_app.demo.pretrain import PretrainSpec
-    from xclip_app.demo.retention import OPTIONS
+    from xclip_app.demo.study import COMPARISONS, OPTIONS, VERDICTS
 
     plan = Plan(
         name="tiny",
@@ -338,24 +340,47 @@ def test_demo_retention_study_in_miniature(tmp_path):
         main=("train.epochs=1", "train.warmup_epochs=0", "train.batch_size=8"),
         ablation=("train.epochs=2", "train.warmup_epochs=0", "train.batch_size=8",
                   "train.max_steps_per_epoch=3"),
-        seeds=(0, 1),
+        seeds=(0,),
         fewshot=("train.epochs=1", "train.warmup_epochs=0"),
         shots=(2,),
         final_views=(1, 1),
-        ablations=("xclip",),
+        ablations=("mit", "xclip"),
         linear=False,
+        study_seeds=(0, 1),
+        study_test_per_class=2,
     )  # fmt: skip
     out = tmp_path / "demo"
     plain = run_demo(out, plan, log=lambda s: None).results
-    res = run_demo(out, plan, study="retention", study_seeds=(0, 1), log=lambda s: None).results
-    ret = res["retention"]
-    assert set(ret) == {"clip", "interp", *OPTIONS}
-    for name, row in ret.items():
-        assert 0 <= row["mean"] <= 100 and row["std"] >= 0, name
-        assert len(row["values"]) == (1 if name == "clip" else 2), name
-    saved = json.loads((out / "report" / "results.json").read_text())["retention"]
-    assert saved["xclip"]["mean"] == pytest.approx(ret["xclip"]["mean"])
+    logs: list[str] = []
+    res = run_demo(out, plan, study="paired", log=logs.append).results
+    study = res["study"]
+    assert study["seeds"] == [0, 1] and study["test_videos"] == 20  # 10 classes x 2
+    assert set(study["options"]) == {"clip", "interp", *OPTIONS}
+    for name, row in study["options"].items():
+        n = 1 if name == "clip" else 2
+        assert len(row["top1"]) == len(row["seen_top1"]) == n, name
+        assert 0 <= row["top1_mean"] <= 100, name
+    # seed 0 of +MIT and X-CLIP is the ablation's run: measured, not trained again, and its
+    # seen-class top-1 is the ablation's number
+    assert sum("(the ablation's run)" in line for line in logs) == 2
+    for v in ("mit", "xclip"):
+        assert study["options"][v]["seen_top1"][0] == pytest.approx(res["runs"][f"{v}_s0"]["top1"])
+    paired = {(p["group"], p["option"], p["baseline"], p["metric"]): p for p in study["paired"]}
+    assert set(paired) == set(COMPARISONS)
+    for key, p in paired.items():
+        assert p["n"] == 2 and list(p["seeds"]) == [0, 1], key
+        opt, base = study["options"][p["option"]], study["options"][p["baseline"]]
+        diffs = [a - b for a, b in zip(opt[p["metric"]], base[p["metric"]], strict=True)]
+        assert p["differences"] == pytest.approx(diffs), key
+        assert p["low"] <= p["mean"] <= p["high"], key
+    saved = json.loads((out / "report" / "results.json").read_text())
+    assert saved["study"]["paired"] == json.loads(json.dumps(study["paired"]))
+    assert {v["verdict"] for v in saved["verdicts"]} <= {
+        "helps", "hurts", "no effect detectable at this power"
+    }  # fmt: skip
+    assert {v["question"] for v in saved["verdicts"]} == set(VERDICTS)
     assert res["runs"]["main"]["top1"] == plain["runs"]["main"]["top1"]
     assert res["zeroshot"] == plain["zeroshot"]
     report = (out / "report" / "report.md").read_text()
-    assert "## Retention" in report and "ViFi-CLIP" in report
+    assert "## Paired study" in report and "ViFi-CLIP" in report
+    assert (out / "report" / "paired_differences.png").stat().st_size > 1000

@@ -15,7 +15,13 @@ from xclip.data.annotations import read_labels_csv, read_video_list
 from xclip.data.video import open_video
 from xclip_app import cli
 from xclip_app.demo import arch, world
-from xclip_app.demo.generate import DataSpec, class_table, generate_dataset, write_clip_pair
+from xclip_app.demo.generate import (
+    DataSpec,
+    class_table,
+    generate_dataset,
+    generate_heldout_test,
+    write_clip_pair,
+)
 from xclip_app.demo.pretrain import PretrainSpec, openai_clip_keys, pretrain_clip
 from xclip_app.demo.report import targets
 
@@ -171,6 +177,22 @@ def test_generation_is_deterministic(tmp_path, tiny_dataset):
         assert f.read_bytes() == (again / "videos" / f.relative_to(out / "videos")).read_bytes(), f
 
 
+def test_study_test_set_extends_the_heldout_test_set(tmp_path, tiny_dataset):
+    """The study's larger held-out test set holds the dataset's own test clips bit for bit,
+    and more clips of the same classes from the same generator."""
+    out, spec, _ = tiny_dataset
+    made = generate_heldout_test(tmp_path, spec, spec.test_per_class + 1, workers=1)
+    held = read_labels_csv(out / "heldout" / "labels.csv")
+    assert read_labels_csv(tmp_path / "heldout" / "labels.csv") == held
+    entries = read_video_list(tmp_path / "heldout" / "test.txt", num_classes=len(held))
+    assert made["test_videos"] == len(entries) == len(held) * (spec.test_per_class + 1)
+    original = read_video_list(out / "heldout" / "test.txt", num_classes=len(held))
+    assert {(e.path, e.label) for e in original} < {(e.path, e.label) for e in entries}
+    for e in original:
+        rel = e.path
+        assert (tmp_path / "videos" / rel).read_bytes() == (out / "videos" / rel).read_bytes()
+
+
 def test_clip_checkpoint_has_the_openai_layout(tmp_path):
     """Stage 1 writes exactly the OpenAI CLIP key set, and stage 2 initialises X-CLIP from it
     leaving only the new X-CLIP modules untouched."""
@@ -220,25 +242,53 @@ def test_targets_are_computed_from_the_numbers():
         return {"top1": top1, "pair_accuracy": pairs}
 
     results = {
+        "plan": {"seeds": [0, 1, 2]},
         "runs": {
             "main": {**run(92.0, 99.0), "final_eval": {"top1": 89.0, "views": "4x3"}},
             "clip_mean_s0": run(20.0, 50.0),
             "clip_mean_s1": run(22.0, 52.0),
+            "clip_mean_s2": run(21.0, 51.0),
+            # +CCT: +1.0, +0.5, +0.8 on the same seeds: the seed spread (std 1) is larger than
+            # the gap, but the paired differences agree
             "cct_s0": run(21.0, 49.0),
-            "cct_s1": run(21.5, 50.0),
+            "cct_s1": run(22.5, 50.0),
+            "cct_s2": run(21.8, 50.0),
+            # +MIT: +29, +17.5, -1.8: the mean gap is large, the differences disagree
             "mit_s0": run(50.0, 80.0),
             "mit_s1": run(40.0, 70.0),
+            "mit_s2": run(20.0, 50.0),
         },
         "zeroshot": {"main": {"top1": 35.0, "num_classes": 10}},
-        "timings": {"a": {"seconds": 500.0, "cached": False}},
-    }
+        # --study paired's stages run after the demo's and outside its 10-minute budget
+        "timings": {"a": {"seconds": 500.0, "cached": False},
+                    "study/xclip_s3": {"seconds": 900.0, "cached": False}},
+    }  # fmt: skip
     rows = {r["target"]: r for r in targets(results)}
     assert not rows["X-CLIP fully supervised top-1 ≥ 90 %"]["met"]  # 4x3 below 90
     assert rows["X-CLIP on the time-reversal pairs ≥ 85 %"]["met"]
     assert rows["CLIP-Mean within each pair ≤ 60 %"]["met"]
     assert rows["zero-shot top-1 ≥ 3x chance (30 %)"]["met"]
-    cct = rows["ablation CLIP-Mean < +CCT (mean top-1 over seeds)"]
-    assert cct["met"] and cct["within_noise"]  # 21.0 < 21.25, but the gap is below std 1.0
-    assert rows["ablation +CCT ≤ +MIT (mean top-1 over seeds)"]["met"]
+    cct = rows["+CCT helps over CLIP-Mean (seen-class top-1)"]
+    assert cct["met"] and cct["verdict"] == "helps"
+    assert cct["measured"].startswith("+0.8 [") and "over 3 seeds" in cct["measured"]
+    mit = rows["+MIT helps over +CCT (seen-class top-1)"]
+    assert not mit["met"] and mit["verdict"] == "no effect detectable at this power"
+    assert "3 seeds: 80 % power for" in mit["verdict_text"]
     assert not any("prompts" in t for t in rows)  # no +prompts runs in this plan
     assert rows["whole demo ≤ 10 minutes (sum of the stage times)"]["met"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--study-seeds", "0,1"], "--study-seeds needs --study paired"),
+        (["--study", "paired", "--study-seeds", "0,x"], "distinct comma-separated seeds"),
+        (["--study", "paired", "--study-seeds", "1,1"], "distinct comma-separated seeds"),
+    ],
+)
+def test_study_seeds_mistakes_are_one_line(tmp_path, capsys, argv, message):
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--out", str(out), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+    assert not out.exists()

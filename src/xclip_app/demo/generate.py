@@ -37,7 +37,15 @@ from xclip.data.annotations import write_labels_csv, write_video_list
 
 from .world import COLOURS, PAIRS, class_name, render_clip, sample_clip_params
 
-__all__ = ["ClipJob", "DataSpec", "class_table", "generate_dataset", "slug", "write_clip_pair"]
+__all__ = [
+    "ClipJob",
+    "DataSpec",
+    "class_table",
+    "generate_dataset",
+    "generate_heldout_test",
+    "slug",
+    "write_clip_pair",
+]
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,40 @@ def write_clip_pair(job: ClipJob) -> list[tuple[str, str, int]]:
     return written
 
 
+def _class_ids() -> tuple[list[str], list[str], dict[str, int], dict[str, int]]:
+    table = class_table()
+    train_names = [r["name"] for r in table if not r["heldout"]]
+    held_names = [r["name"] for r in table if r["heldout"]]
+    return (
+        train_names,
+        held_names,
+        {n: i for i, n in enumerate(train_names)},
+        {n: i for i, n in enumerate(held_names)},
+    )
+
+
+def _write_clips(jobs: list[ClipJob], workers: int,
+                 progress: Callable[[int, int], None] | None) -> list[tuple[str, str, int]]:  # fmt: skip
+    results: list[tuple[str, str, int]] = []
+    if workers > 1:
+        with mp.get_context("fork").Pool(workers) as pool:
+            for k, r in enumerate(pool.imap(write_clip_pair, jobs, chunksize=8), 1):
+                results.extend(r)
+                if progress:
+                    progress(k, len(jobs))
+    else:
+        for k, job in enumerate(jobs, 1):
+            results.extend(write_clip_pair(job))
+            if progress:
+                progress(k, len(jobs))
+    return results
+
+
+def _clip_seed(spec: DataSpec, colour: int, pair: int, split: str, index: int) -> list[int]:
+    # one seed per clip: the clip does not depend on the other sizes or on order
+    return [spec.seed, colour, pair, ["train", "val", "pool", "test"].index(split), index]
+
+
 def generate_dataset(
     out: str | os.PathLike,
     spec: DataSpec = DataSpec(),
@@ -118,10 +160,7 @@ def generate_dataset(
     out = Path(out)
     t0 = time.perf_counter()
     table = class_table()
-    train_names = [r["name"] for r in table if not r["heldout"]]
-    held_names = [r["name"] for r in table if r["heldout"]]
-    tid = {n: i for i, n in enumerate(train_names)}
-    hid = {n: i for i, n in enumerate(held_names)}
+    train_names, held_names, tid, hid = _class_ids()
     jobs = []
     for ci, colour in enumerate(COLOURS):
         for pi, pair in enumerate(PAIRS):
@@ -135,21 +174,9 @@ def generate_dataset(
             )
             for split, n in splits:
                 for i in range(n):
-                    # one seed per clip: the clip does not depend on the other sizes or on order
-                    seed = [spec.seed, ci, pi, ["train", "val", "pool", "test"].index(split), i]
+                    seed = _clip_seed(spec, ci, pi, split, i)
                     jobs.append(ClipJob(str(out), spec, seed, colour, pi, split, i, ids))
-    results: list[tuple[str, str, int]] = []
-    if workers > 1:
-        with mp.get_context("fork").Pool(workers) as pool:
-            for k, r in enumerate(pool.imap(write_clip_pair, jobs, chunksize=8), 1):
-                results.extend(r)
-                if progress:
-                    progress(k, len(jobs))
-    else:
-        for k, job in enumerate(jobs, 1):
-            results.extend(write_clip_pair(job))
-            if progress:
-                progress(k, len(jobs))
+    results = _write_clips(jobs, workers, progress)
     lists: dict[str, list[tuple[str, int]]] = {s: [] for s in ("train", "val", "pool", "test")}
     for split, rel, label in results:
         lists[split].append((rel, label))
@@ -174,3 +201,32 @@ def generate_dataset(
     }
     (out / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return meta
+
+
+def generate_heldout_test(
+    out: str | os.PathLike,
+    spec: DataSpec,
+    per_class: int,
+    *,
+    workers: int = 2,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Write a larger test set of the held-out classes under ``out``: ``per_class`` test clips
+    per class, the clips :func:`generate_dataset` writes with ``test_per_class=per_class`` (the
+    first ``spec.test_per_class`` of them are bit for bit the dataset's own test clips), with
+    ``heldout/labels.csv`` and ``heldout/test.txt``. The demo's studies measure zero-shot on it;
+    the dataset itself, and so every other number of the demo, stays as it is."""
+    out = Path(out)
+    _, held_names, _, hid = _class_ids()
+    jobs = []
+    for ci, colour in enumerate(COLOURS):
+        pi = ci % len(PAIRS)
+        ids = [hid[class_name(colour, m)] for m in PAIRS[pi]]
+        for i in range(per_class):
+            seed = _clip_seed(spec, ci, pi, "test", i)
+            jobs.append(ClipJob(str(out), spec, seed, colour, pi, "test", i, ids))
+    results = _write_clips(jobs, workers, progress)
+    (out / "heldout").mkdir(parents=True, exist_ok=True)
+    write_labels_csv(out / "heldout" / "labels.csv", held_names)
+    write_video_list(out / "heldout" / "test.txt", sorted((rel, lab) for _, rel, lab in results))
+    return {"heldout_classes": held_names, "test_videos": len(results), "per_class": per_class}

@@ -48,8 +48,8 @@ from .metrics import pair_metrics
 from .moments import run_moments_study
 from .pretrain import PretrainSpec, pretrain_clip
 from .report import write_report
-from .retention import run_retention
 from .stage_cache import StageCache
+from .study import run_study
 from .variants import VARIANTS, run_name, variant_of
 
 __all__ = ["PLANS", "DemoResult", "Plan", "recipes_dir", "run_demo"]
@@ -70,6 +70,10 @@ class Plan:
     final_views: tuple[int, int] = (4, 3)  # the main run's multi-view test (paper: 4x3)
     ablations: tuple[str, ...] = ("clip_mean", "cct", "mit", "xclip")
     linear: bool = True
+    # --study paired: its seeds (the ablation's seeds first: their runs are reused) and the test
+    # videos per held-out class it measures zero-shot on (the dataset has data.test_per_class)
+    study_seeds: tuple[int, ...] = (0, 1, 2)
+    study_test_per_class: int = 8
 
 
 PLANS: dict[str, Plan] = {
@@ -81,6 +85,9 @@ PLANS: dict[str, Plan] = {
         # batch 4: at 4 epochs, +MIT reached 53.8 % with batch 4 and 39.2 % with batch 8 (seed 0)
         # in the same CPU time
         ablation=("train.epochs=4", "train.warmup_epochs=0.5", "train.batch_size=4"),
+        # chosen from a power estimate on the measured per-seed differences (docs/demo.md)
+        study_seeds=tuple(range(10)),
+        study_test_per_class=40,
     ),
     # CI: the same pipeline on less data, fewer steps, one seed, two ablation rows.
     "quick": Plan(
@@ -95,6 +102,8 @@ PLANS: dict[str, Plan] = {
         final_views=(2, 3),
         ablations=("clip_mean", "xclip"),
         linear=False,
+        study_seeds=(0, 1),
+        study_test_per_class=4,
     ),
 }
 
@@ -167,15 +176,15 @@ def run_demo(
     verbose: bool = False,
     log: Callable[[str], None] = print,
     study: str | None = None,
-    study_seeds: tuple[int, ...] = (0, 1, 2),
+    study_seeds: tuple[int, ...] | None = None,
 ) -> DemoResult:
     """Run every stage (reusing cached ones), write the report; returns the collected numbers.
-    The demo architecture is registered for the duration of the run only. ``study="retention"``
-    adds the retention study (:mod:`~xclip_app.demo.retention`) after the main stages, under
-    ``results["retention"]``, over ``study_seeds`` (whatever the plan's seeds); the main stages
-    and their numbers are the same with or without it."""
-    if study not in (None, "retention"):
-        raise ValueError(f"study must be None or 'retention', got {study!r}")
+    The demo architecture is registered for the duration of the run only. ``study="paired"``
+    adds the paired study (:mod:`~xclip_app.demo.study`) after the main stages, under
+    ``results["study"]``, over ``study_seeds`` (default: the plan's ``study_seeds``); the main
+    stages and their numbers are the same with or without it."""
+    if study not in (None, "paired"):
+        raise ValueError(f"study must be None or 'paired', got {study!r}")
     with demo_arch.registered():
         return _run_demo(out, plan, fresh=fresh, verbose=verbose, log=log, study=study,
                          study_seeds=study_seeds)  # fmt: skip
@@ -189,7 +198,7 @@ def _run_demo(
     verbose: bool,
     log: Callable[[str], None],
     study: str | None = None,
-    study_seeds: tuple[int, ...] = (0, 1, 2),
+    study_seeds: tuple[int, ...] | None = None,
 ) -> DemoResult:
     plan = PLANS[plan] if isinstance(plan, str) else plan
     out = Path(out)
@@ -272,6 +281,7 @@ def _run_demo(
         "output.progress=false",
     ]
     runs: dict[str, dict] = {}
+    trained: dict[str, tuple[str, str]] = {}  # [recipe, overrides] -> (stage key, checkpoint)
     # (run name, variant, seed, is_main)
     jobs = [("main", "xclip", plan.seeds[0], True)]
     jobs += [(run_name(v, seed), v, seed, False) for seed in plan.seeds for v in plan.ablations]
@@ -334,6 +344,7 @@ def _run_demo(
 
         r = cache.run(name, key, train_and_eval)
         r["seed"] = seed
+        trained[json.dumps([recipe, overrides])] = (cache.keys[name], r["checkpoint"])
         extra = ""
         if r.get("final_eval"):
             fe = r["final_eval"]
@@ -423,14 +434,22 @@ def _run_demo(
         clip_seconds=plan.data.num_frames / plan.data.fps, log=log,
     )  # fmt: skip
 
-    # 6. the retention study (--study retention) ---------------------------------------------
-    if study == "retention":
-        header("retention study: each option on the seen classes, zero-shot on the held-out ones")
-        results["retention"] = run_retention(
-            out=out, arch=arch, data_dir=data_dir, clip_file=clip_file, recipes=recipes,
-            recipe_text=recipe_text, cache=cache, common=common, budget=plan.ablation,
-            seeds=study_seeds, quiet=lambda: _quiet_engine(verbose), log=log,
+    # 6. the paired study (--study paired) ---------------------------------------------------
+    if study == "paired":
+        seeds = tuple(plan.study_seeds if study_seeds is None else study_seeds)
+        header(f"paired study: the ablation and retention options over {len(seeds)} seeds")
+        t_study = time.perf_counter()
+        results["study"] = run_study(
+            out=out, arch=arch, data_dir=data_dir, data_spec=plan.data, clip_file=clip_file,
+            recipes=recipes, recipe_text=recipe_text, cache=cache, common=common,
+            budget=plan.ablation, seeds=seeds, test_per_class=plan.study_test_per_class,
+            trained=trained, quiet=lambda: _quiet_engine(verbose), log=log,
         )  # fmt: skip
+        results["study"]["seconds"] = round(time.perf_counter() - t_study, 1)
+        # the study's own compute (its stages when computed; the reused ablation runs are not)
+        results["study"]["stage_seconds"] = round(
+            sum(t["seconds"] for k, t in cache.timings.items() if k.startswith("study/")), 1
+        )
     torch.set_num_threads(torch_threads)
 
     # report ----------------------------------------------------------------------------------

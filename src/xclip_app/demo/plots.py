@@ -1,4 +1,5 @@
-"""PNG plots of the demo report: line charts (training curves) and confusion matrices.
+"""PNG plots of the demo report: line charts (training curves), confusion matrices and interval
+(forest) plots of paired differences.
 
 matplotlib draws them when it is installed, a small Pillow renderer otherwise (Pillow comes with
 torchvision), so a fresh ``make demo`` always writes them.
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_confusion", "plot_lines", "smooth"]
+__all__ = ["plot_confusion", "plot_intervals", "plot_lines", "smooth"]
 
 _PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
             (140, 86, 75), (227, 119, 194), (127, 127, 127)]  # fmt: skip
@@ -143,5 +144,63 @@ def plot_confusion(path: Path, conf: np.ndarray, names: list[str], title: str) -
         txt = Image.new("RGB", (lab, 10), "white")
         ImageDraw.Draw(txt).text((0, 0), short[j][: lab // 6], fill=(0, 0, 0))
         img.paste(txt.rotate(90, expand=True), (lab + j * cell + 1, 20))
+    img.save(path)
+    return path
+
+
+def plot_intervals(path: Path, rows: list[tuple[str, float, float, float]], title: str,
+                   xlabel: str) -> Path:  # fmt: skip
+    """Forest plot as a PNG: one row per ``(label, estimate, low, high)``, the interval as a bar,
+    the estimate as a dot, a vertical line at zero (no difference)."""
+    finite = [v for _, m, lo, hi in rows for v in (m, lo, hi) if np.isfinite(v)] or [0.0]
+    x0, x1 = min(finite + [0.0]), max(finite + [0.0])
+    pad = 0.08 * (x1 - x0 or 1.0)
+    x0, x1 = x0 - pad, x1 + pad
+    try:
+        import matplotlib  # lazy: optional dependency
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # lazy: optional dependency
+
+        fig, ax = plt.subplots(figsize=(8, 0.42 * len(rows) + 1.4))
+        for i, (_, m, lo, hi) in enumerate(rows):
+            y = len(rows) - 1 - i
+            ax.plot([max(lo, x0), min(hi, x1)], [y, y], color="tab:blue", lw=2)
+            ax.plot([m], [y], "o", color="tab:blue")
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_yticks(range(len(rows)), [r[0] for r in reversed(rows)], fontsize=8)
+        ax.set_xlim(x0, x1)
+        ax.set_xlabel(xlabel)
+        ax.set_title(title, fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
+    except ImportError:
+        pass
+    from PIL import Image, ImageDraw  # lazy: optional dependency
+
+    lab = 6 * max((len(r[0]) for r in rows), default=10) + 12
+    w, row_h, top, bottom, right = lab + 420, 22, 30, 40, 20
+    h = top + row_h * len(rows) + bottom
+    img = Image.new("RGB", (w, h), "white")
+    d = ImageDraw.Draw(img)
+
+    def px(x: float) -> float:
+        return lab + (min(max(x, x0), x1) - x0) / (x1 - x0) * (w - lab - right)
+
+    d.rectangle([lab, top, w - right, h - bottom], outline=(0, 0, 0))
+    d.line([px(0.0), top, px(0.0), h - bottom], fill=(0, 0, 0))
+    for i, (name, m, lo, hi) in enumerate(rows):
+        y = top + row_h * i + row_h // 2
+        d.text((4, y - 6), name, fill=(0, 0, 0))
+        d.line([px(lo), y, px(hi), y], fill=_PALETTE[0], width=3)
+        d.ellipse([px(m) - 4, y - 4, px(m) + 4, y + 4], fill=_PALETTE[0])
+    for i in range(6):
+        xv = x0 + (x1 - x0) * i / 5
+        d.text((px(xv) - 10, h - bottom + 6), f"{xv:.3g}", fill=(0, 0, 0))
+    d.text((4, 6), title, fill=(0, 0, 0))
+    d.text((lab + 100, h - 18), xlabel, fill=(0, 0, 0))
     img.save(path)
     return path

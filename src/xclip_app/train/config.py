@@ -43,6 +43,7 @@ __all__ = [
     "OutputConfig",
     "ProtocolConfig",
     "RunConfig",
+    "StudyOption",
     "TestConfig",
     "TrainConfig",
     "PLACEHOLDER_PREFIX",
@@ -51,6 +52,7 @@ __all__ = [
     "config_to_dict",
     "flatten_config",
     "load_config",
+    "override_config",
     "save_config",
 ]
 
@@ -204,6 +206,14 @@ class EvalSet:
 
 
 @dataclass
+class StudyOption:
+    """One option of a paired study: a name and the overrides that make it from the recipe."""
+
+    name: str = ""
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass
 class ProtocolConfig:
     """The paper's zero-shot / few-shot protocols (``xclip-video zeroshot`` / ``fewshot``)."""
 
@@ -216,6 +226,12 @@ class ProtocolConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     # "last": the last-epoch model (as the fully supervised protocol); "best": the max over epochs
     report: Literal["last", "best"] = "last"
+    # paired study (xclip-video study): every option trains once per seed of train_seeds (its
+    # train.seed), then is tested on eval_sets (data.val_file/label_list when empty); each
+    # option's paired difference against the baseline option, per set
+    options: list[StudyOption] = field(default_factory=list)
+    baseline: str = ""
+    train_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
 
 
 @dataclass
@@ -545,6 +561,12 @@ def load_config(
     raw = apply_overrides(raw, overrides)
     cfg = _build(RunConfig, raw, "")
     return cfg.validate() if validate else cfg
+
+
+def override_config(cfg: RunConfig, overrides: Sequence[str]) -> RunConfig:
+    """``cfg`` with dotted ``overrides`` applied (validated, as :func:`load_config` does)."""
+    raw = apply_overrides(config_to_dict(cfg), overrides)
+    return _build(RunConfig, raw, "").validate()
 
 
 def config_to_dict(cfg: Any) -> Any:
