@@ -47,6 +47,13 @@ def clip4s(tmp_path_factory) -> Path:
     return Path(write_video(tmp_path_factory.mktemp("clips") / "clip4s.mp4", frames, fps=25))
 
 
+@pytest.fixture(scope="module")
+def clip30s(tmp_path_factory) -> Path:
+    """30 s at 25 fps, 64x48: long enough that a signal always arrives while it still plays."""
+    frames = np.random.default_rng(1).integers(0, 40, (750, 48, 64, 3), dtype=np.uint8)
+    return Path(write_video(tmp_path_factory.mktemp("clips") / "clip30s.mp4", frames, fps=25))
+
+
 def _port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -308,20 +315,24 @@ def test_output_file_grows_and_is_xclips(tiny, clip4s, tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_interrupt_flushes_the_open_segments(sig, code, tiny, clip4s, tmp_path):
+def test_interrupt_flushes_the_open_segments(sig, code, tiny, clip30s, tmp_path):
+    """(A 4 s clip let a fast machine finish the stream before the signal arrived: exit 0.)"""
     out = tmp_path / "rows.jsonl"
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     # the tiny model puts about 0.5 on one of two labels: a low threshold keeps a segment open
     proc = subprocess.Popen(
-        [sys.executable, "-m", "xclip_app.cli", "watch", str(clip4s), *_base(tiny),
+        [sys.executable, "-m", "xclip_app.cli", "watch", str(clip30s), *_base(tiny),
          "--realtime", "--threshold", "0.05", "-o", str(out)],
         env=env, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if out.exists() and any(r.get("open") for r in _rows(out.read_text())):
+        text = out.read_text() if out.exists() else ""
+        complete = text[: text.rfind("\n") + 1]  # a line being written is not read yet
+        if any(r.get("open") for r in _rows(complete)):
             break
         time.sleep(0.05)
+    assert proc.poll() is None, "the stream ended before the signal could be sent"
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == code, err
