@@ -324,6 +324,9 @@ def test_interrupt_flushes_the_open_segments(sig, code, tiny, clip30s, tmp_path)
         [sys.executable, "-m", "xclip_app.cli", "watch", str(clip30s), *_base(tiny),
          "--realtime", "--threshold", "0.05", "-o", str(out)],
         env=env, stderr=subprocess.PIPE, text=True,
+        # Ctrl-C as in a terminal: a background job of a non-interactive shell (CI scripts)
+        # inherits SIGINT ignored, and Python then never raises KeyboardInterrupt
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
