@@ -13,6 +13,7 @@ delays only its own request. The decoder's errors become 413/422 answers here.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ class Limits:
     root: Path | None = None
 
 
+@functools.lru_cache(maxsize=8)  # one per (classifier, limits): its transform is built once
 def server_processor(clf: VideoClassifier, limits: Limits) -> VideoProcessor:
     """The classifier's processor for a stranger's file: PyAV, ``untrusted``, the limits."""
     return clf.processor.replace(
