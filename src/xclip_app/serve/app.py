@@ -50,6 +50,7 @@ from .api_errors import ApiError, short
 from .batching import DynamicBatcher
 from .config import ServeConfig
 from .decode import DecodePool, Limits, open_checked, read_spans
+from .page_views import PageView
 from .results import classify_result, timeline_result
 from .uploads import UploadMemory, body_length, read_body
 from .video_folder import VideoFolder
@@ -105,9 +106,12 @@ class VideoRequest:
 class Service:
     """The server's state: classifier, batcher, decode pool, upload memory, video folder."""
 
-    def __init__(self, clf: VideoClassifier, config: ServeConfig) -> None:
+    def __init__(
+        self, clf: VideoClassifier, config: ServeConfig, views: tuple[PageView, ...] = ()
+    ) -> None:
         self.classifier = clf
         self.config = config
+        self.views = tuple(views)
         self.folder = VideoFolder(config.videos_dir)
         self.uploads = UploadMemory(config.max_upload_memory_bytes)
         self.decoder = DecodePool(config.decode_workers)
@@ -132,6 +136,7 @@ class Service:
             "max_pixels": cfg.max_pixels,
             "max_windows": cfg.max_windows,
             "videos": self.folder.list_videos(),
+            **{view.name: view.info() for view in self.views},
         }
 
     # -- reading a request --------------------------------------------------------------------
@@ -302,9 +307,13 @@ def create_app(service: Service) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await service.batcher.start()
+        for view in service.views:
+            await view.start()
         try:
             yield
         finally:
+            for view in reversed(service.views):
+                await view.stop()
             await service.batcher.stop()
             service.decoder.close()
 
@@ -376,6 +385,9 @@ def create_app(service: Service) -> FastAPI:
         q = query(labels, label, template, name, window, stride)
         async with service.incoming(request, q) as req:
             return await service.timeline(req)
+
+    for view in service.views:
+        app.include_router(view.router)
 
     @app.get("/api/videos/{name:path}", summary="a video of the folder (range requests)")
     async def video(name: str) -> FileResponse:

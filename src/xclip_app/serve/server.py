@@ -20,6 +20,7 @@ from xclip.inference import VideoClassifier
 from .allowed_hosts import AllowedHosts
 from .app import Service, create_app
 from .config import ServeConfig
+from .page_views import PageView
 from .protocol import ConnectionLimits, GuardedH11Protocol
 from .request_checks import MAX_HEAD_BYTES, RequestChecks
 
@@ -40,11 +41,17 @@ def _is_loopback(host: str) -> bool:
 class XCLIPServer:
     """One bound server (see the module docstring); ``url`` is where the page is."""
 
-    def __init__(self, sock: socket.socket, classifier: VideoClassifier, config: ServeConfig):
+    def __init__(
+        self,
+        sock: socket.socket,
+        classifier: VideoClassifier,
+        config: ServeConfig,
+        views: tuple[PageView, ...] = (),
+    ) -> None:
         self.socket = sock
         self.classifier = classifier
         self.config = config
-        self.service = Service(classifier, config)
+        self.service = Service(classifier, config, views)
         host = str(self.server_address[0])
         self.loopback = _is_loopback(host)
         self.allowed_hosts = AllowedHosts(host, config.allow_hosts, loopback=self.loopback)
@@ -104,7 +111,11 @@ class XCLIPServer:
 
 
 def make_server(
-    classifier: VideoClassifier, config: ServeConfig, host: str = "127.0.0.1", port: int = 8000
+    classifier: VideoClassifier,
+    config: ServeConfig,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    views: tuple[PageView, ...] = (),
 ) -> XCLIPServer:
     """A bound :class:`XCLIPServer` (call ``serve_forever()``; ``port=0`` picks a free port).
     ``OSError`` when the address cannot be bound; ``InputError`` for settings that conflict."""
@@ -119,4 +130,4 @@ def make_server(
     except OSError:
         sock.close()
         raise
-    return XCLIPServer(sock, classifier, config)
+    return XCLIPServer(sock, classifier, config, views)

@@ -16,6 +16,10 @@ const HELP = {
 };
 let info = null;
 let view = "classify";
+let page = "label";
+// The optional pages (search.js, live.js) register here: {init(info), show(), state(q)}; a
+// page's tab shows when /api/info has its key (the server was started with its option).
+const PAGES = {};
 let last = null; // {view, result, video, picked}
 
 function showError(msg) {
@@ -71,9 +75,25 @@ function setView(v) {
   $("keep").hidden = !(last && last.view === view);
 }
 
+// -- the pages -------------------------------------------------------------------------------
+function setPage(p) {
+  page = p in PAGES && info && info[p] ? p : "label";
+  for (const b of document.querySelectorAll("#pages button")) {
+    b.setAttribute("aria-selected", String(b.dataset.page === page));
+  }
+  for (const el of document.querySelectorAll(".page")) el.hidden = el.id !== "page-" + page;
+  if (page !== "label") PAGES[page].show();
+  if (info) history.replaceState(null, "", "?" + viewState().toString());
+}
+
 // -- the address of a view -------------------------------------------------------------------
 function viewState() {
   const q = new URLSearchParams();
+  if (page !== "label") {
+    q.set("page", page);
+    PAGES[page].state(q);
+    return q;
+  }
   q.set("view", view);
   if ($("pick").value) q.set("video", $("pick").value);
   q.set("labels", parseLabels($("labels").value).join("\n"));
@@ -139,6 +159,21 @@ async function loadInfo() {
     sel.appendChild(o);
   }
   $("pick-row").hidden = info.videos.length === 0;
+  let pages = 0;
+  for (const b of document.querySelectorAll("#pages button")) {
+    const p = b.dataset.page;
+    b.hidden = p !== "label" && !(p in PAGES && info[p]);
+    if (!b.hidden && p !== "label") {
+      PAGES[p].init(info);
+      pages += 1;
+    }
+  }
+  $("pages").hidden = pages === 0;
+  const q = new URLSearchParams(location.search);
+  if (q.get("page") && q.get("page") !== "label") {
+    setPage(q.get("page"));
+    return;
+  }
   if (restoreState()) run();
 }
 
@@ -401,6 +436,9 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   for (const b of document.querySelectorAll("#views button")) {
     b.addEventListener("click", () => setView(b.dataset.view));
+  }
+  for (const b of document.querySelectorAll("#pages button")) {
+    b.addEventListener("click", () => setPage(b.dataset.page));
   }
   $("download-json").addEventListener("click", () => download("json"));
   $("download-csv").addEventListener("click", () => download("csv"));
