@@ -12,7 +12,7 @@ CONSTRAINTS := .ci/constraints.txt
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e ".[dev]"
+	$(BIN)/pip install --quiet --no-cache-dir -c $(CONSTRAINTS) -e ".[dev]"
 	touch $(STAMP)
 
 demo: $(STAMP)
