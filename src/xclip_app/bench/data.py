@@ -44,6 +44,8 @@ from xclip.data.video import available_backends, backend_problem, open_video
 from xclip.errors import InputError
 from xclip_app.bench.clips import CLIPS, DEFAULT_CLIPS
 
+from .generated_files import generate_once
+
 __all__ = [
     "ClipDataset",
     "DecodeTiming",
@@ -75,11 +77,12 @@ def make_clips(
         path = os.path.join(directory, f"{name}.{spec.container}")
         if not os.path.exists(path):
             t0 = time.perf_counter()
-            tmp = path + ".tmp." + spec.container
-            make_indexed_clip(
-                tmp, int(seconds * fps), size=spec.size, fps=fps, gop=spec.gop, codec=spec.codec
+            generate_once(
+                path,
+                lambda f, spec=spec: make_indexed_clip(
+                    f, int(seconds * fps), size=spec.size, fps=fps, gop=spec.gop, codec=spec.codec
+                ),
             )
-            os.replace(tmp, path)
             print(f"  generated {path} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
         paths[name] = path
     return paths

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .generated_files import generate_once
+
 __all__ = ["bench_engines"]
 
 
@@ -29,14 +31,15 @@ def _clips(clips_dir: Path, n: int, frames: int) -> tuple[list[str], list[str]]:
     first = raw_dir / f"clip000-{frames}f.mp4"
     for i in range(n):
         p = raw_dir / f"clip{i:03d}-{frames}f.mp4"
-        if not p.exists():
-            raw_dir.mkdir(parents=True, exist_ok=True)
-            tmp = raw_dir / f".clip{i:03d}.partial.mp4"
-            if i == 0:  # generating 720p frames costs ~0.3 s each: one clip, copied
-                make_indexed_clip(tmp, frames, size=(1280, 720), gop=250, preset="veryfast")
-            else:
-                shutil.copyfile(first, tmp)
-            os.replace(tmp, p)
+        if i == 0:  # generating 720p frames costs ~0.3 s each: one clip, copied
+            generate_once(
+                p,
+                lambda f: make_indexed_clip(
+                    f, frames, size=(1280, 720), gop=250, preset="veryfast"
+                ),
+            )
+        else:
+            generate_once(p, lambda f: shutil.copyfile(first, f))
         raw.append(str(p))
     worker = PrepareWorker(str(raw_dir), str(prep_dir), TranscodeSettings())
     prepared = []

@@ -27,6 +27,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .generated_files import generate_once
+
 __all__ = ["LABELS", "bench_watch", "format_watch_result"]
 
 # ten label texts, as a user might watch for
@@ -60,10 +62,9 @@ def _stream_clip(clips_dir: Path, seconds: float, size: tuple[int, int], fps: in
                 img[y : y + 60, x : x + 60] = (200, 80 * j, 255 - 80 * j)
             yield img
 
-    tmp = path.with_name(f".{path.name}.partial.mp4")
-    write_video(tmp, frames(), fps=fps, gop=2 * fps, preset="veryfast")
-    os.replace(tmp, path)
-    return path
+    return generate_once(
+        path, lambda f: write_video(f, frames(), fps=fps, gop=2 * fps, preset="veryfast")
+    )
 
 
 @contextlib.contextmanager
