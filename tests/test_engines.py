@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -127,8 +128,6 @@ def test_inputs_mistakes_are_one_line(tmp_path, bad, words):
 @pytest.fixture()
 def silent_endpoint():
     """A storage endpoint on 127.0.0.1 that accepts connections and never answers."""
-    import socket
-
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(64)
@@ -447,3 +446,24 @@ def test_model_worker_honours_compile():
     model = xclip.create_model("xclip_test")
     assert ModelWorker(model, "embed", device="cpu", compile=False).pipe._encoder is None
     assert ModelWorker(model, "embed", device="cpu", compile=True).pipe._encoder is not None
+
+
+def test_video_uris_of_a_list_file_are_not_requested_one_by_one(tmp_path, monkeypatch):
+    """A list of a million video URIs made a request per line before the job started (one HEAD,
+    up to the storage timeout each); a URI naming a video file is now taken as written, and
+    checked when read (a failed video)."""
+    srv = socket.create_server(("127.0.0.1", 0))
+    srv.settimeout(0.2)
+    endpoint = f"127.0.0.1:{srv.getsockname()[1]}"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("XCLIP_STORAGE_TIMEOUT", "1")
+    q = f"?endpoint_override={endpoint}&scheme=http&region=us-east-1"
+    uris = [f"s3://bucket/videos/v{i}.mp4{q}" for i in range(3)]
+    (tmp_path / "list.txt").write_text("\n".join(uris) + "\n")
+    try:
+        assert expand_inputs([str(tmp_path / "list.txt")]) == sorted(uris)
+        with pytest.raises(TimeoutError):
+            srv.accept()[0].close()  # nobody connected
+    finally:
+        srv.close()

@@ -12,6 +12,9 @@ one sorted list of unique video locations.
   pyarrow's file systems, or fsspec's when pyarrow does not know the scheme (both optional);
   a URI that names a folder contributes its videos. Remote videos are read as bytes by
   :func:`read_video_bytes` where they are decoded (a Ray task on any machine of the cluster).
+  In a list file, a URI that names a video file (a video extension) is taken as written, without
+  a request: a list of a million URIs starts at once, and a missing one is a failed video when
+  it is read, like a missing local file.
 
 Remote storage fails fast: an S3 or GCS endpoint that does not answer is given up after
 :func:`storage_timeout` seconds per request (``XCLIP_STORAGE_TIMEOUT``, default 5; one retry),
@@ -29,6 +32,7 @@ import glob
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from xclip_app.exit_codes import UsageError
 
@@ -148,6 +152,9 @@ def _read_list(path: Path, recursive: bool, seen: set[Path]) -> list[str]:
     for n, line in enumerate(lines, 1):
         item = line.strip()
         if not item or item.startswith("#"):
+            continue
+        if is_uri(item) and _is_video_name(urlsplit(item).path):
+            out.append(item)  # checked when read, not with a request a line (a million lines)
             continue
         if not is_uri(item) and not os.path.isabs(item):
             item = str(path.parent / item)
