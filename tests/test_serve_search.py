@@ -306,7 +306,7 @@ def test_library_videos_play_with_range_requests_by_id_only(server):
     status, body, _ = request(server, "GET", m["video"])
     assert status == 200 and body == data
     # anything but an id of the library: a JSON 404, never a file
-    for vid in ("3", "99", "-1", "1.0", "0x1", "%2e%2e%2fetc%2fpasswd", "..%2F..%2Fsecret",
+    for vid in ("3", "99", "-1", "1.0", "0x1", "00", "+1", "%201", "%2e%2e%2fetc%2fpasswd", "..%2F..%2Fsecret",
                 "1%00", "9" * 40, "%C2%B2", "c.webm", "cats/a.webm", "/etc/passwd"):  # fmt: skip
         for route in ("videos", "thumbnails"):
             status, err, _ = request(server, "GET", f"/api/search/{route}/{vid}")

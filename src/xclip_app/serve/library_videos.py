@@ -64,9 +64,10 @@ class LibraryVideos:
         return len(self.names)
 
     def number(self, video_id: Any) -> int:
-        """The video numbered ``video_id`` (a string of digits); 404 for anything else."""
+        """The video numbered ``video_id`` (digits, no leading zero); 404 for anything else."""
         vid = str(video_id)
-        if not (vid.isascii() and vid.isdigit() and len(vid) <= 9 and int(vid) < len(self)):
+        if not (vid.isascii() and vid.isdigit() and len(vid) <= 9 and str(int(vid)) == vid
+                and int(vid) < len(self)):  # fmt: skip
             raise ApiError(
                 404, f"no video {short(vid, 40)!r} in the library (the ids come with the results)"
             )

@@ -136,6 +136,7 @@ class SearchView:
         if glob is not None and len(glob) > MAX_GLOB_CHARS:
             raise ApiError(400, f"the path pattern is {len(glob)} characters; at most "
                                 f"{MAX_GLOB_CHARS}")  # fmt: skip
+        lo, hi = (None if v is None else v + 0.0 for v in (lo, hi))  # (-0.0 is 0)
         return {"top_k": top_k, "path": glob or None, "min_duration": lo, "max_duration": hi}
 
     async def _text_vector(self, text: str) -> np.ndarray:
