@@ -2,7 +2,9 @@
 
 Open the printed address in a browser, upload (or pick) a video, type labels, and see either the
 frames the model saw and a bar chart of probabilities (Classify) or each label's probability over
-time (Timeline). The JSON API (``POST /api/classify``, ``POST /api/timeline``) is described in
+time (Timeline). With ``--index LIB`` (a moments library) the page also finds moments of the
+library by a text or an example clip and plays them (:mod:`xclip_app.serve.search_view`). The
+JSON API (``POST /api/classify``, ``POST /api/timeline``, ``GET /api/search``) is described in
 ``docs/serve.md``, ``xclip_app.serve.app`` and at ``/docs`` of a running server.
 """
 
