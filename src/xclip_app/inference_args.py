@@ -39,17 +39,19 @@ __all__ = [
 DEFAULT_MODEL = "xclip_b16_32f.zero_shot"
 
 
-def add_model_arguments(p: argparse.ArgumentParser, default: str | None = DEFAULT_MODEL) -> None:
-    """``--model`` (default ``default``; ``None`` = required elsewhere or taken from an index),
-    ``--num-frames``, ``--image-size``, ``--interpolate``, ``--device``, ``--precision``,
-    ``--threads``."""
+def add_model_arguments(
+    p: argparse.ArgumentParser, default: str | None = DEFAULT_MODEL, default_help: str = ""
+) -> None:
+    """``--model`` (default ``default``; ``None`` = required elsewhere or taken from an index:
+    ``default_help`` says which), ``--num-frames``, ``--image-size``, ``--interpolate``,
+    ``--device``, ``--precision``, ``--threads``."""
     g = p.add_argument_group("model")
     g.add_argument(
         "--model",
         default=default,
         help="checkpoint path (xclip model folder, Hugging Face folder, original .pth), released "
         "weights ARCH.TAG (downloaded on first use), or an architecture name for random weights"
-        + (" (default: %(default)s)" if default else ""),
+        + (" (default: %(default)s)" if default else default_help),
     )
     g.add_argument(
         "--num-frames",

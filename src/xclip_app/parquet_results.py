@@ -68,6 +68,7 @@ __all__ = [
     "load_parquet_index",
     "read_rows",
     "result_schema",
+    "video_identities",
 ]
 
 FORMAT = "xclip-video-results"
@@ -257,6 +258,19 @@ def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Every row of a Parquet output (a file or a folder of parts) as dicts."""
     t = _read_table(Path(path))
     return [] if t is None else t.to_pylist()
+
+
+def video_identities(path: str | os.PathLike) -> dict[str, tuple[int | None, float | None]]:
+    """The size and modification time each video of a window-rows output (a moments library)
+    had when it was embedded, by location (reading only those columns); ``{}`` without parts."""
+    schema = result_schema("windows")
+    identity: dict[str, tuple[int | None, float | None]] = {}
+    for batch in _scan(_part_files(Path(path)), schema, ["path", "location", "video_size",
+                                                           "video_mtime"]):  # fmt: skip
+        for key in zip(_locations(batch).to_pylist(), batch.column("video_size").to_pylist(),
+                       batch.column("video_mtime").to_pylist(), strict=True):  # fmt: skip
+            identity.setdefault(key[0], key[1:])
+    return identity
 
 
 class ResultTable:

@@ -52,6 +52,9 @@ __all__ = [
     "embed_windows",
     "is_moment_library",
     "load_moments",
+    "check_moment_filters",
+    "clip_vector",
+    "nearest_moments",
     "query_vector",
     "search_moments",
 ]
@@ -305,7 +308,7 @@ def query_vector(
         except BAD_VIDEO_ERRORS as e:
             what = "<bytes>" if isinstance(like, bytes) else os.fspath(like)
             raise InputError(f"the example clip {what}: {one_line_error(e)}") from None
-        vec = pipe.encode(clips).embeds.float().mean(dim=0)
+        return clip_vector(pipe, clips)
     else:
         if not isinstance(query, str):
             raise TypeError(f"query must be one string, got {type(query).__name__}")
@@ -351,6 +354,27 @@ def _merge(index: MomentIndex, ids: np.ndarray, scores: np.ndarray) -> list[list
     return [m[:5] for m in out if m[5]]
 
 
+def clip_vector(pipe: VideoPipeline, clips: torch.Tensor) -> np.ndarray:
+    """The unit vector float32 ``[C]`` of a prepared example clip (float ``[V, T, 3, S, S]``):
+    its views' video embeddings averaged, as a window is embedded."""
+    vec = pipe.encode(clips).embeds.float().mean(dim=0)
+    return normalized(vec.detach().cpu().numpy()[None])[0]
+
+
+def check_moment_filters(
+    top_k: int, min_duration: float | None = None, max_duration: float | None = None
+) -> None:
+    """``InputError`` unless ``top_k`` is an int from 1 to :data:`MAX_TOP_K` and the durations
+    are finite seconds >= 0 with ``min_duration <= max_duration``."""
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
+        raise InputError(f"top_k must be an int from 1 to {MAX_TOP_K}, got {top_k!r}")
+    for name, v in (("min_duration", min_duration), ("max_duration", max_duration)):
+        if v is not None and not (isinstance(v, int | float) and np.isfinite(v) and v >= 0):
+            raise InputError(f"{name} must be a finite number of seconds >= 0, got {v!r}")
+    if min_duration is not None and max_duration is not None and min_duration > max_duration:
+        raise InputError(f"min_duration {min_duration} is above max_duration {max_duration}")
+
+
 def search_moments(
     query: str | None,
     index: MomentIndex,
@@ -371,25 +395,41 @@ def search_moments(
         raise TypeError(f"index must be a MomentIndex (load_moments), got {type(index).__name__}")
     if not isinstance(model, XCLIP):
         raise TypeError(f"model must be an XCLIP, got {type(model).__name__}")
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
-        raise InputError(f"top_k must be an int from 1 to {MAX_TOP_K}, got {top_k!r}")
-    for name, v in (("min_duration", min_duration), ("max_duration", max_duration)):
-        if v is not None and not (isinstance(v, int | float) and np.isfinite(v) and v >= 0):
-            raise InputError(f"{name} must be a finite number of seconds >= 0, got {v!r}")
-    if min_duration is not None and max_duration is not None and min_duration > max_duration:
-        raise InputError(f"min_duration {min_duration} is above max_duration {max_duration}")
+    check_moment_filters(top_k, min_duration, max_duration)
     check_index_model(index.model, model, what="the moments library")
     if len(index) == 0 or index.vectors is None:
         raise InputError("the moments library is empty (no windows); embed videos into it first")
     q = query_vector(model, query, like=like, template=template,
                      num_clips=int(index.settings.get("num_clips", 1)),
                      num_crops=int(index.settings.get("num_crops", 1)))  # fmt: skip
-    allowed = None
+    videos = None
     if path_glob is not None:
-        match = np.array([fnmatch.fnmatchcase(v, path_glob) for v in index.videos], dtype=bool)
-        if not match.any():
+        videos = np.array([fnmatch.fnmatchcase(v, path_glob) for v in index.videos], dtype=bool)
+    return nearest_moments(index, q, top_k=top_k, videos=videos, min_duration=min_duration,
+                           max_duration=max_duration)  # fmt: skip
+
+
+def nearest_moments(
+    index: MomentIndex,
+    q: np.ndarray,
+    *,
+    top_k: int = 10,
+    videos: np.ndarray | None = None,
+    min_duration: float | None = None,
+    max_duration: float | None = None,
+) -> list[Moment]:
+    """The ``top_k`` best moments of ``index`` for the unit query vector ``q`` (float32 ``[C]``,
+    :func:`query_vector`): the search of :func:`search_moments` once the query is embedded.
+    ``videos``: bool ``[len(index.videos)]``, only those videos (a path filter)."""
+    check_moment_filters(top_k, min_duration, max_duration)
+    if len(index) == 0 or index.vectors is None:
+        raise InputError("the moments library is empty (no windows); embed videos into it first")
+    allowed = None
+    if videos is not None:
+        videos = np.asarray(videos, dtype=bool)
+        if not videos.any():
             return []
-        allowed = match[index.video]
+        allowed = videos[index.video]
     n_allowed = len(index) if allowed is None else int(allowed.sum())
     fetch = min(n_allowed, top_k * _OVERFETCH)
     while True:

@@ -2,7 +2,9 @@
 
 Open the printed address in a browser, upload (or pick) a video, type labels, and see either the
 frames the model saw and a bar chart of probabilities (Classify) or each label's probability over
-time (Timeline). The JSON API (``POST /api/classify``, ``POST /api/timeline``) is described in
+time (Timeline). With ``--index LIB`` (a moments library) the page also finds moments of the
+library by a text or an example clip and plays them (:mod:`xclip_app.serve.search_view`). The
+JSON API (``POST /api/classify``, ``POST /api/timeline``, ``GET /api/search``) is described in
 ``docs/serve.md``, ``xclip_app.serve.app`` and at ``/docs`` of a running server.
 """
 
@@ -15,10 +17,12 @@ from pathlib import Path
 
 from xclip_app.exit_codes import UsageError
 from xclip_app.inference_args import (
+    DEFAULT_MODEL,
     add_model_arguments,
     add_view_arguments,
     classifier_from_args,
     load_model_from_args,
+    model_from_index,
     read_labels,
 )
 from xclip_app.option_types import positive_float
@@ -31,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_model_arguments(p)
+    add_model_arguments(p, None, f" (default: the --index library's model, else {DEFAULT_MODEL})")
     add_view_arguments(p)
     g = p.add_argument_group("server")
     g.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
@@ -88,6 +92,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "machine's name are always allowed",
     )
     g.add_argument("--top-k", type=int, default=0, help="labels returned (default 0 = all)")
+    s = p.add_argument_group("search view (docs/serve.md)")
+    s.add_argument(
+        "--index",
+        metavar="LIB",
+        help="a moments library (`xclip-video embed VIDEOS --window S -o LIB`): adds the page's "
+        "Search view, to find moments by a text or an example clip and play them. It must come "
+        "from the served model's weights",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,8 +127,23 @@ def run(args: argparse.Namespace) -> int:
     videos_dir = Path(args.videos_dir) if args.videos_dir else None
     if videos_dir is not None and not videos_dir.is_dir():
         raise UsageError(f"--videos-dir {videos_dir} is not a folder")
+    index = None
+    if args.index:
+        from xclip.inference import load_moments  # lazy: CLI start-up
+
+        index = load_moments(args.index)
+        recorded = index.model.get("source")
+        if args.model is None and (not recorded or recorded == "XCLIP"):
+            raise UsageError(f"{args.index} does not record its model; pass --model")
+        args.model = args.model or model_from_index(recorded, args.index)
+    args.model = args.model or DEFAULT_MODEL
     model = load_model_from_args(args)
     clf = classifier_from_args(args, model, labels)
+    views = []
+    if index is not None:
+        from xclip_app.serve.search_view import SearchView  # lazy: CLI start-up
+
+        views.append(SearchView(args.index, clf, index))
     config = ServeConfig(
         model_name=args.model,
         labels=clf.labels,
@@ -131,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         top_k=args.top_k,
     )
     try:
-        server = make_server(clf, config, args.host, args.port)
+        server = make_server(clf, config, args.host, args.port, views=tuple(views))
     except OSError as e:
         fix = "pick another --port" if e.errno == errno.EADDRINUSE else "check --host"
         raise UsageError(

@@ -119,6 +119,8 @@ class Service:
         self.batcher = DynamicBatcher(
             clf, config.max_batch_views or clf.batch_size, config.batch_wait
         )
+        for view in self.views:
+            view.attach(self)
 
     def info(self) -> dict[str, Any]:
         clf, cfg = self.classifier, self.config

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from xclip.inference import Prediction, PreparedVideo, VideoClassifier
 
 __all__ = ["BatchStats", "DynamicBatcher"]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -77,6 +80,12 @@ class DynamicBatcher:
         finally:
             for i in items:  # (the client left: drop what was not run yet)
                 i.future.cancel()
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the model thread, between batches: other uses of the model (a search
+        query's text encoding) never run at the same time as a batch."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.model_thread, fn, *args)
 
     async def _next(self, timeout: float | None) -> _Item:
         assert self._queue is not None

@@ -5,7 +5,8 @@ video path), made strict for a stranger's file (:func:`server_processor`): FFmpe
 that one file or buffer and to real video containers (``untrusted=True``), a time limit, and a
 pixel cap checked from the container's header before any frame is decoded (a 50 KB upload of
 4096x4096 frames would otherwise decode to 400 MB). :func:`open_checked` opens,
-:func:`read_spans` prepares the whole video (Classify) or one window per span (Timeline); both
+:func:`read_spans` prepares the whole video (Classify) or one window per span (Timeline),
+:func:`read_frame` reads one frame (a Search thumbnail); all
 run in :class:`DecodePool`, a bounded pool of threads outside the model's thread, so a slow file
 delays only its own request. The decoder's errors become 413/422 answers here.
 """
@@ -20,12 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
+
 from xclip.data.video import VideoDecodeError, VideoReader, VideoTooLargeError
 from xclip.inference import PreparedVideo, VideoClassifier, VideoProcessor
 
 from .api_errors import ApiError, redact_paths
 
-__all__ = ["DecodePool", "Limits", "open_checked", "read_spans", "server_processor"]
+__all__ = ["DecodePool", "Limits", "open_checked", "read_frame", "read_spans", "server_processor"]
 
 T = TypeVar("T")
 
@@ -81,14 +84,24 @@ def read_spans(
     name: str,
     limits: Limits,
     keep_frames: bool = False,
+    processor: VideoProcessor | None = None,
 ) -> list[PreparedVideo]:
     """The whole video (``spans=None``: one :class:`PreparedVideo`) or one per frame span
-    ``[lo, hi)`` (a timeline's windows, read in one decoder pass)."""
-    proc = server_processor(clf, limits)
+    ``[lo, hi)`` (a timeline's windows, read in one decoder pass). ``processor``: another
+    strict processor than the classifier's (other views: a moments library's)."""
+    proc = processor or server_processor(clf, limits)
     try:
         if spans is None:
             return [proc.from_reader(reader, keep_frames=keep_frames, name=name)]
         return proc.windows(reader, spans, reader.metadata.fps, name, keep_frames=keep_frames)
+    except VideoDecodeError as e:
+        raise _answer(name, e, limits) from None
+
+
+def read_frame(reader: VideoReader, index: int, *, name: str, limits: Limits) -> np.ndarray:
+    """Frame ``index`` (clamped to the video) of an open reader, uint8 ``[H, W, 3]``."""
+    try:
+        return reader.get_frame(min(max(0, index), reader.num_frames - 1))
     except VideoDecodeError as e:
         raise _answer(name, e, limits) from None
 

@@ -1,10 +1,10 @@
 """The optional views of the page beyond Classify and Timeline (Search with ``--index``, Live with
 ``--live``): each brings its own API routes, its entry in ``/api/info`` and its lifetime.
 
-A view is added by ``xclip-video serve`` when its option is given; :func:`~.app.create_app`
-mounts its router, merges its :meth:`PageView.info` under its :attr:`PageView.name` key of
-``/api/info`` (the page shows a view's tab only when that key is there) and starts and stops it
-with the app.
+A view is added by ``xclip-video serve`` when its option is given; the :class:`~.app.Service`
+attaches itself to it, :func:`~.app.create_app` mounts its router, merges its
+:meth:`PageView.info` under its :attr:`PageView.name` key of ``/api/info`` (the page shows a
+view's tab only when that key is there) and starts and stops it with the app.
 """
 
 from __future__ import annotations
@@ -22,6 +22,11 @@ class PageView(Protocol):
 
     name: str  # its key in /api/info and its page's name ("search", "live")
     router: APIRouter  # its routes, under /api/<name>...
+
+    def attach(self, service: Any) -> None:
+        """Called once by the :class:`~.app.Service` that serves the view: the view uses its
+        batcher (the model thread), decode pool, upload memory and limits."""
+        ...
 
     def info(self) -> dict[str, Any]:
         """What the page needs to draw the view (JSON)."""

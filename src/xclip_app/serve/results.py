@@ -11,11 +11,11 @@ import numpy as np
 
 from xclip.inference import Prediction, PreparedVideo
 
-__all__ = ["classify_result", "timeline_result"]
+__all__ = ["classify_result", "jpeg_bytes", "timeline_result"]
 
 
-def _jpeg_data_url(frame: np.ndarray, height: int) -> str:
-    """uint8 ``[H, W, 3]`` -> a small JPEG as a data URL (the frames the model saw, before crop)."""
+def jpeg_bytes(frame: np.ndarray, height: int) -> bytes:
+    """uint8 ``[H, W, 3]`` -> a small JPEG, at most ``height`` pixels high (aspect kept)."""
     from PIL import Image  # lazy: CLI start-up
 
     img = Image.fromarray(frame)
@@ -23,7 +23,12 @@ def _jpeg_data_url(frame: np.ndarray, height: int) -> str:
         img = img.resize((max(1, round(img.width * height / img.height)), height), Image.BILINEAR)
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=80)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return buf.getvalue()
+
+
+def _jpeg_data_url(frame: np.ndarray, height: int) -> str:
+    """The frames the model saw (before crop), as data URLs."""
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg_bytes(frame, height)).decode("ascii")
 
 
 def _video_fields(p: PreparedVideo) -> dict[str, Any]:

@@ -326,18 +326,22 @@ function toCsv(v, res) {
   return rows.map((r) => r.map(csvCell).join(",")).join("\r\n") + "\r\n";
 }
 
-function download(kind) {
-  if (!last) return;
-  const base = (last.result.video.split("/").pop() || "video").replace(/\.[^.]*$/, "");
-  const text = kind === "json" ? JSON.stringify(last.result, null, 1) : toCsv(last.view, last.result);
-  const blob = new Blob([text], { type: kind === "json" ? "application/json" : "text/csv" });
+// the browser saves `text` as a file called `name` (the pages' downloads)
+function saveText(name, text, type) {
   const a = document.createElement("a");
-  a.href = URL.createObjectURL(blob);
-  a.download = `${base}.${last.view}.${kind}`;
+  a.href = URL.createObjectURL(new Blob([text], { type: type }));
+  a.download = name;
   document.body.appendChild(a);
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+}
+
+function download(kind) {
+  if (!last) return;
+  const base = (last.result.video.split("/").pop() || "video").replace(/\.[^.]*$/, "");
+  const text = kind === "json" ? JSON.stringify(last.result, null, 1) : toCsv(last.view, last.result);
+  saveText(`${base}.${last.view}.${kind}`, text, kind === "json" ? "application/json" : "text/csv");
 }
 
 function keep(v, res, picked) {
