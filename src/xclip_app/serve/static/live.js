@@ -193,8 +193,9 @@ function liveDrawNow() {
   }
   for (let k = 0; k <= 4; k++) {
     const t = start + (LIVE.span * k) / 4;
+    if (t < 0) continue;
     svg.appendChild(svgEl("text", { class: "axis", x: x(t), y: P.h - 6, "text-anchor": "middle" },
-                          `${Math.max(0, t).toFixed(0)} s`));
+                          `${t.toFixed(0)} s`));
   }
   const shown = ws.filter((w) => (w.start + w.end) / 2 >= start);
   LIVE.labels.forEach((label, li) => {
