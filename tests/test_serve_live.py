@@ -310,6 +310,7 @@ def test_the_client_cap_and_slots_given_back(model, clip):
         assert a.status == b.status == 200
         status, res, headers = s.request("GET", "/api/live/events")
         assert status == 503 and "2 event streams" in res["error"] and headers["Retry-After"]
+
         # opening and closing streams in a loop gives every slot back (once the server has
         # seen the client go: a disconnect arrives a moment after the close)
         def slot_free():
