@@ -444,9 +444,10 @@ def test_live_page_in_chromium(served):
             assert page.input_value("#live-span") == "30"
             # the frame loads; the plot gains points; the state is said in words
             _wait(page, "#live-frame", "i => i.complete && i.naturalWidth > 0")
-            first = int(page.get_attribute("#live-plot .series", "data-points"))
-            _wait(page, "#live-plot .series",
-                  f"s => Number(s.dataset.points) > {first} + 2")  # fmt: skip
+            page.wait_for_selector("#live-plot .series", timeout=30_000)
+            _wait(page, "#live-plot .series", "s => Number(s.dataset.points) > 0")
+            first = float(page.get_attribute("#live-plot", "data-end"))
+            _wait(page, "#live-plot", f"s => Number(s.dataset.end) >= {first} + 1")  # rolls on
             assert "Playing:" in page.inner_text("#live-state")
             _wait(page, "#live-segments", "t => t.tBodies[0].rows.length > 0")
             # change the labels in the editor: the legend follows, the plot draws them

@@ -185,7 +185,8 @@ function liveDrawNow() {
   const x = (t) => P.left + (iw * (t - start)) / LIVE.span;
   const y = (p) => P.top + ih * (1 - p);
   const svg = svgEl("svg", { id: "live-plot", viewBox: `0 0 ${P.w} ${P.h}`, role: "img",
-                             "aria-label": "each label's chance over the last seconds" });
+                             "aria-label": "each label's chance over the last seconds",
+                             "data-end": end });
   svg.appendChild(svgEl("rect", { class: "plot-area", x: P.left, y: P.top, width: iw, height: ih }));
   for (const p of [0, 0.5, 1]) {
     svg.appendChild(svgEl("line", { class: "grid", x1: P.left, x2: P.left + iw, y1: y(p), y2: y(p) }));
