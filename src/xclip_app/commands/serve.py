@@ -12,6 +12,7 @@ import argparse
 import errno
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from xclip_app.exit_codes import UsageError
 from xclip_app.inference_args import (
@@ -28,6 +29,11 @@ from xclip_app.live_args import (
     watcher_settings,
 )
 from xclip_app.option_types import positive_float
+
+if TYPE_CHECKING:
+    from xclip import XCLIP
+    from xclip.inference import VideoClassifier
+    from xclip_app.serve.live_view import LiveView
 
 NAME = "serve"
 HELP = "start a local web page + JSON API to classify videos with your own labels"
@@ -104,7 +110,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_live_arguments(p, " (--live)")
 
 
-def live_view(args: argparse.Namespace, model: object, clf: object, settings: dict) -> object:
+def live_view(
+    args: argparse.Namespace, model: XCLIP, clf: VideoClassifier, settings: dict[str, Any]
+) -> LiveView:
     """The Live view of ``--live``: its own classifier over the same weights (one view per
     window, as in ``watch``; eager: a second compiled copy would cost its own compile)."""
     from xclip.inference import VideoClassifier  # lazy: CLI start-up

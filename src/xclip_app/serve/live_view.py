@@ -69,9 +69,11 @@ RESTART = (5.0, 60.0)  # seconds before opening a lost live source again: doubli
 
 def shown_source(source: str) -> str:
     """What the page may see of the source: a URL without user, password, query or fragment
-    (an RTSP camera's credentials), a file by its name."""
+    (an RTSP camera's credentials), a file by its name, a device as it is."""
     if source == "-":
         return "stdin"
+    if source_kind(source) == "device":
+        return source
     if "://" in source:
         u = urlsplit(source)
         host = u.hostname or ""
