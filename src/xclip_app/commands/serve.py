@@ -14,6 +14,7 @@ import argparse
 import errno
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from xclip_app.exit_codes import UsageError
 from xclip_app.inference_args import (
@@ -25,7 +26,18 @@ from xclip_app.inference_args import (
     model_from_index,
     read_labels,
 )
+from xclip_app.live_args import (
+    SOURCE_HELP,
+    add_live_arguments,
+    live_options_given,
+    watcher_settings,
+)
 from xclip_app.option_types import positive_float
+
+if TYPE_CHECKING:
+    from xclip import XCLIP
+    from xclip.inference import VideoClassifier
+    from xclip_app.serve.live_view import LiveView
 
 NAME = "serve"
 HELP = "start a local web page + JSON API to classify videos with your own labels"
@@ -100,6 +112,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "Search view, to find moments by a text or an example clip and play them. It must come "
         "from the served model's weights",
     )
+    lv = p.add_argument_group("live view")
+    lv.add_argument(
+        "--live",
+        metavar="SOURCE",
+        help="add the Live view: recognise the labels on this source while it plays (as "
+        "`watch` does; the page cannot open another): " + SOURCE_HELP + " (with --realtime)",
+    )
+    add_live_arguments(p, " (--live)")
+
+
+def live_view(
+    args: argparse.Namespace, model: XCLIP, clf: VideoClassifier, settings: dict[str, Any]
+) -> LiveView:
+    """The Live view of ``--live``: its own classifier over the same weights (one view per
+    window, as in ``watch``; eager: a second compiled copy would cost its own compile)."""
+    from xclip.inference import VideoClassifier  # lazy: CLI start-up
+    from xclip_app.serve.live_view import LiveView  # lazy: CLI start-up
+
+    live_clf = VideoClassifier(
+        model, clf.labels, template=clf.template, device=args.device,
+        precision=args.precision, compile=False,
+    )  # fmt: skip
+    return LiveView(live_clf, args.live, settings)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -121,6 +156,15 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--decode-workers must be >= 1, got {args.decode_workers}")
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be 0..65535, got {args.port}")
+    live = None
+    if args.live is not None:
+        if args.live == "-":
+            raise UsageError(
+                "--live -: a server does not read its stdin; give a URL, device or file"
+            )
+        live = watcher_settings(args, args.live)
+    elif live_options_given(args):
+        raise UsageError(f"{', '.join(live_options_given(args))}: options of --live SOURCE")
     if args.labels_file:
         args.labels = None
     labels = read_labels(args)
@@ -157,6 +201,8 @@ def run(args: argparse.Namespace) -> int:
         allow_hosts=list(args.allow_host),
         top_k=args.top_k,
     )
+    if live is not None:
+        views.append(live_view(args, model, clf, live))
     try:
         server = make_server(clf, config, args.host, args.port, views=tuple(views))
     except OSError as e:

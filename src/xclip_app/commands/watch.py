@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
 import sys
 import threading
@@ -42,7 +41,7 @@ from xclip_app.inference_args import (
     read_labels,
     read_templates,
 )
-from xclip_app.option_types import finite_float, positive_float
+from xclip_app.live_args import SOURCE_HELP, add_live_arguments, watcher_settings
 
 NAME = "watch"
 HELP = "recognise your labels on a live stream, camera, pipe or file: JSON rows per window and segments"
@@ -55,79 +54,10 @@ class Terminated(BaseException):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "source",
-        metavar="SOURCE",
-        help="rtsp://, rtmp://, srt://, udp://, tcp://, http(s):// (HLS too), a device "
-        "(/dev/video0), - for stdin, or a video file",
-    )
+    p.add_argument("source", metavar="SOURCE", help=SOURCE_HELP)
     add_label_arguments(p, ensemble=True)
     add_model_arguments(p)
-    s = p.add_argument_group("source")
-    s.add_argument(
-        "--realtime",
-        action="store_true",
-        help="pace a file at its own frame rate, as a camera would send it (default: as fast as "
-        "the model takes it, every window classified)",
-    )
-    s.add_argument(
-        "--timeout",
-        type=positive_float(),
-        default=10.0,
-        help="seconds without a frame (connecting, reading, reconnecting) before a live source "
-        "is given up (default 10)",
-    )
-    s.add_argument(
-        "--input-format",
-        help="FFmpeg's demuxer when it cannot be guessed: v4l2 (Linux cameras), avfoundation "
-        "(macOS), dshow (Windows), mpegts (a pipe), ...",
-    )
-    s.add_argument(
-        "-O",
-        "--input-option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="an FFmpeg input option, e.g. -O rtsp_transport=tcp (repeatable)",
-    )
-    s.add_argument(
-        "--duration",
-        type=positive_float(),
-        help="stop after this many seconds of the stream (default: at its end)",
-    )
-    w = p.add_argument_group("windows and segments")
-    w.add_argument(
-        "--window",
-        type=positive_float(),
-        default=2.0,
-        help="seconds of stream per prediction; the model samples its own number of frames "
-        "from it (default 2)",
-    )
-    w.add_argument(
-        "--stride",
-        type=positive_float(),
-        default=1.0,
-        help="seconds between window starts (default 1); a model slower than this skips windows",
-    )
-    w.add_argument(
-        "--threshold",
-        type=finite_float(0.0, 1.0, low_open=True),
-        default=0.5,
-        help="a segment starts when a label's probability reaches this (default 0.5)",
-    )
-    w.add_argument(
-        "--release",
-        type=finite_float(0.0, 1.0, low_open=True),
-        default=None,
-        help="... and goes on while it stays at or above this (hysteresis; default: "
-        "0.8 x --threshold)",
-    )
-    w.add_argument(
-        "--min-duration",
-        type=finite_float(0.0),
-        default=0.0,
-        help="segments shorter than this many seconds are not reported (default 0)",
-    )
+    add_live_arguments(p)
     o = p.add_argument_group("output")
     o.add_argument(
         "--top-k", type=int, default=5, help="labels per window row (default 5; 0 = all)"
@@ -146,16 +76,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     add_overwrite_argument(o)
     p.set_defaults(num_clips=1, num_crops=1, batch_size=None)  # one view per window
-
-
-def _input_options(items: list[str]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--input-option must be KEY=VALUE, got {item!r}")
-        out[key.strip()] = value
-    return out
 
 
 class _Rows:
@@ -226,34 +146,16 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top_k < 0:
         raise UsageError(f"--top-k must be >= 0, got {args.top_k}")
-    release = 0.8 * args.threshold if args.release is None else args.release
-    if release > args.threshold:
-        raise UsageError(
-            f"--release {release:g} is above --threshold {args.threshold:g}; it is the lower "
-            "level a segment may fall to before it ends"
-        )
-    options = _input_options(args.input_option)
+    settings = watcher_settings(args, args.source)
     kind = source_kind(args.source, args.input_format)
-    if args.realtime and kind != "file":
-        raise UsageError("--realtime paces a file; a live source comes at its own pace")
     labels = read_labels(args)
     read_templates(args)
     files = [args.source] if kind == "file" else []
     if args.output not in (None, "-"):
         check_outputs([args.output], overwrite=args.overwrite, **input_guards(args, files))
-    if kind == "file" and not os.path.isfile(args.source):
-        raise UsageError(
-            f"{args.source}: not a file, URL (rtsp://, udp://, http://, ...), device "
-            "(/dev/video0) or - (stdin)"
-        )
     model = load_model_from_args(args)
     clf = classifier_from_args(args, model, labels)
-    watcher = Watcher(
-        clf, args.source, window=args.window, stride=args.stride, realtime=args.realtime,
-        timeout=args.timeout, threshold=args.threshold, release=release,
-        min_duration=args.min_duration, duration=args.duration, options=options,
-        input_format=args.input_format,
-    )  # fmt: skip
+    watcher = Watcher(clf, args.source, **settings)
     rows = _Rows(args.output)
     top_k = args.top_k or None
 

@@ -43,13 +43,14 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from xclip.errors import InputError
-from xclip.inference import VideoClassifier, check_labels
+from xclip.inference import VideoClassifier
 from xclip.inference.timeline import TimelineError, frame_windows
 
 from .api_errors import ApiError, short
 from .batching import DynamicBatcher
 from .config import ServeConfig
 from .decode import DecodePool, Limits, open_checked, read_spans
+from .label_checks import request_labels
 from .page_views import PageView
 from .results import classify_result, timeline_result
 from .uploads import UploadMemory, body_length, read_body
@@ -62,7 +63,6 @@ logger = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 UPLOAD_TYPES = ("application/octet-stream",)  # and every video/*
 MAX_JSON_BYTES = 64 * 1024
-MAX_LABELS = 1000
 _BODY = {
     "required": True,
     "content": {
@@ -122,6 +122,13 @@ class Service:
         for view in self.views:
             view.attach(self)
 
+    def closing(self) -> None:
+        """The server stops: views with open streams (``closing()``, optional) end them."""
+        for view in self.views:
+            hook = getattr(view, "closing", None)
+            if hook is not None:
+                hook()
+
     def info(self) -> dict[str, Any]:
         clf, cfg = self.classifier, self.config
         pre = clf.model.preprocess
@@ -145,14 +152,7 @@ class Service:
     def _options(self, labels: Any, template: Any, name: str) -> tuple[list[str], str]:
         if labels is None:
             labels = list(self.config.labels)
-        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
-            raise ApiError(400, "'labels' must be a list of strings")
-        try:
-            labels = check_labels(labels)
-        except (ValueError, TypeError) as e:
-            raise ApiError(400, str(e)) from None
-        if len(labels) > MAX_LABELS:
-            raise ApiError(400, f"at most {MAX_LABELS} labels, got {len(labels)}")
+        labels = request_labels(labels)
         if template is not None and not isinstance(template, str):
             raise ApiError(400, "'template' must be a string")
         template = template or self.config.template

@@ -4,7 +4,10 @@
 A view is added by ``xclip-video serve`` when its option is given; the :class:`~.app.Service`
 attaches itself to it, :func:`~.app.create_app` mounts its router, merges its
 :meth:`PageView.info` under its :attr:`PageView.name` key of ``/api/info`` (the page shows a
-view's tab only when that key is there) and starts and stops it with the app.
+view's tab only when that key is there) and starts and stops it with the app. A view that keeps
+answers open (the Live view's event stream) may also have a ``closing()`` method, called on the
+event loop as soon as the server begins to stop: uvicorn waits for open answers before the
+lifespan ends, so they must end then.
 """
 
 from __future__ import annotations

@@ -38,6 +38,19 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+class _Uvicorn(uvicorn.Server):
+    """uvicorn's server, telling the views first when it stops: uvicorn waits for every open
+    answer before the app's lifespan ends, so an event stream must end on this call."""
+
+    def __init__(self, config: uvicorn.Config, service: Service) -> None:
+        super().__init__(config)
+        self.service = service
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.service.closing()
+        await super().shutdown(sockets)
+
+
 class XCLIPServer:
     """One bound server (see the module docstring); ``url`` is where the page is."""
 
@@ -57,7 +70,7 @@ class XCLIPServer:
         self.allowed_hosts = AllowedHosts(host, config.allow_hosts, loopback=self.loopback)
         self.limits = ConnectionLimits(config.max_connections, config.request_timeout)
         app = RequestChecks(create_app(self.service), self.allowed_hosts, lambda: self.url)
-        self.uvicorn = uvicorn.Server(
+        self.uvicorn = _Uvicorn(
             uvicorn.Config(
                 app,
                 http=functools.partial(GuardedH11Protocol, limits=self.limits),  # type: ignore[arg-type]
@@ -71,7 +84,8 @@ class XCLIPServer:
                 access_log=False,
                 server_header=False,
                 date_header=False,
-            )
+            ),
+            self.service,
         )
         self._stopped = threading.Event()
 
