@@ -195,7 +195,8 @@ function liveDrawNow() {
   for (let k = 0; k <= 4; k++) {
     const t = start + (LIVE.span * k) / 4;
     if (t < 0) continue;
-    svg.appendChild(svgEl("text", { class: "axis", x: x(t), y: P.h - 6, "text-anchor": "middle" },
+    const anchor = k === 4 ? "end" : "middle"; // (the newest tick at the right edge)
+    svg.appendChild(svgEl("text", { class: "axis", x: x(t), y: P.h - 6, "text-anchor": anchor },
                           `${t.toFixed(0)} s`));
   }
   const shown = ws.filter((w) => (w.start + w.end) / 2 >= start);
@@ -229,8 +230,9 @@ function liveDrawSegments() {
   body.replaceChildren(...rows.map((g) => {
     const tr = liveEl("tr", { class: g.open ? "segment open" : "segment", "data-label": g.label });
     tr.append(liveEl("td", {}, g.label), liveEl("td", {}, `${g.start.toFixed(1)} s`),
-              liveEl("td", {}, g.open ? `${g.end.toFixed(1)} s, going on` : `${g.end.toFixed(1)} s`),
-              liveEl("td", {}, `${(100 * g.peak).toFixed(0)} %`));
+              // an open segment is reported when it begins: its end and peak are not known yet
+              liveEl("td", {}, g.open ? "still going on" : `${g.end.toFixed(1)} s`),
+              liveEl("td", {}, `${g.open ? "at least " : ""}${(100 * g.peak).toFixed(0)} %`));
     return tr;
   }));
   $("live-segments").hidden = rows.length === 0;
