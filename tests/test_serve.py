@@ -19,6 +19,7 @@ import pytest
 import torch
 
 import xclip
+from serve_requests import request
 from xclip.inference import VideoClassifier
 from xclip_app.serve import ServeConfig, make_server
 
@@ -66,19 +67,6 @@ def server(tmp_path_factory, clip_factory):
     yield srv
     srv.shutdown()
     srv.server_close()
-
-
-def request(server, method, path, body=None, headers=None):
-    host, port = server.server_address[:2]
-    conn = http.client.HTTPConnection(host, port, timeout=60)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        r = conn.getresponse()
-        data = r.read()
-        ctype = r.getheader("Content-Type", "")
-        return r.status, (json.loads(data) if "json" in ctype else data), r.headers
-    finally:
-        conn.close()
 
 
 def upload(server, data, ctype="video/mp4", **query):

@@ -21,6 +21,7 @@ import pytest
 import torch
 
 import xclip
+from serve_requests import request
 from xclip.data.synthetic import write_video
 from xclip.inference import VideoClassifier
 from xclip_app.cli import main
@@ -54,15 +55,7 @@ class Served:
         self.host, self.port = srv.server_address[:2]
 
     def request(self, method, path, body=None, headers=None):
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            r = conn.getresponse()
-            data = r.read()
-            ctype = r.getheader("Content-Type", "")
-            return r.status, (json.loads(data) if "json" in ctype else data), r.headers
-        finally:
-            conn.close()
+        return request(self.srv, method, path, body, headers, timeout=30)
 
     def post_labels(self, labels, ctype="application/json"):
         body = labels if isinstance(labels, bytes) else json.dumps({"labels": labels})

@@ -21,6 +21,7 @@ import pytest
 import torch
 
 import xclip
+from serve_requests import request
 from xclip.data.synthetic import make_indexed_clip, read_frame_index
 from xclip.inference import VideoClassifier, load_inference_model, load_moments, search_moments
 from xclip_app.cli import main
@@ -85,19 +86,6 @@ def server(library):
     yield srv
     srv.shutdown()
     srv.server_close()
-
-
-def request(server, method, path, body=None, headers=None):
-    host, port = server.server_address[:2]
-    conn = http.client.HTTPConnection(host, port, timeout=60)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        r = conn.getresponse()
-        data = r.read()
-        ctype = r.getheader("Content-Type", "")
-        return r.status, (json.loads(data) if "json" in ctype else data), r.headers
-    finally:
-        conn.close()
 
 
 def search(server, **query):

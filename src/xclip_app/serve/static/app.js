@@ -40,6 +40,15 @@ function mb(n) {
   return (n / 1048576).toFixed(0) + " MB";
 }
 
+// The JSON of an answer; an answer that is not JSON becomes an error the page can show.
+async function answerOf(r) {
+  try {
+    return await r.json();
+  } catch (e) {
+    return { error: `the server answered ${r.status} without JSON` };
+  }
+}
+
 function colour(i) {
   return COLOURS[i % COLOURS.length];
 }
@@ -405,12 +414,7 @@ async function run(ev) {
   setStatus(v === "timeline" ? "drawing the timeline\u2026" : "labelling\u2026");
   try {
     const r = await req;
-    let body;
-    try {
-      body = await r.json();
-    } catch (e) {
-      body = { error: `the server answered ${r.status} without JSON` };
-    }
+    const body = await answerOf(r);
     if (!r.ok) {
       showError(body.error || `error ${r.status}`);
       setStatus("");

@@ -253,7 +253,7 @@ async function liveApply() {
       method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ labels: labels }),
     });
-    const body = await r.json().catch(() => ({ error: `the server answered ${r.status}` }));
+    const body = await answerOf(r);
     if (!r.ok) {
       say.textContent = "Not changed: " + (body.error || r.status);
       return;

@@ -184,12 +184,7 @@ async function runSearch(ev) {
   $("search-status").textContent = "searching\u2026";
   try {
     const r = await req;
-    let body;
-    try {
-      body = await r.json();
-    } catch (e) {
-      body = { error: `the server answered ${r.status} without JSON` };
-    }
+    const body = await answerOf(r);
     if (!r.ok) {
       searchError(body.error || `error ${r.status}`);
       $("search-status").textContent = "";
